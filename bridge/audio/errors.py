@@ -17,6 +17,7 @@ class AudioErrorCode(StrEnum):
     BAD_FRAME_SIZE = "bad_frame_size"
     WAV_MALFORMED = "wav_malformed"
     WAV_UNSUPPORTED_ENCODING = "wav_unsupported_encoding"
+    AUDIO_TOO_LONG = "audio_too_long"
 
 
 class AudioFormatError(ValueError):

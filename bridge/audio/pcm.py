@@ -26,9 +26,7 @@ def validate_rate(rate: object) -> int:
     else:
         as_float = float(rate)
         if not as_float.is_integer():
-            raise AudioFormatError(
-                AudioErrorCode.UNSUPPORTED_RATE, f"sample rate must be whole Hz, got {as_float}"
-            )
+            raise AudioFormatError(AudioErrorCode.UNSUPPORTED_RATE, f"sample rate must be whole Hz, got {as_float}")
         value = int(as_float)
     if not MIN_RATE <= value <= MAX_RATE:
         raise AudioFormatError(

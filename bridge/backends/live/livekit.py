@@ -1,0 +1,721 @@
+"""A LiveKit room client on aiortc + aiohttp, carrying Convai's Live API session.
+
+Convai's ``/connect`` returns a LiveKit ``room_url`` and participant ``token``; the character's bot
+is another participant in that room. This client speaks just enough of LiveKit's signalling
+protocol (protobuf ``SignalRequest``/``SignalResponse`` over a WebSocket) for one conversation:
+
+* **v0, dual peer connection** (``/rtc``, the default): the server offers a *subscriber* PC that
+  carries the bot's audio track and the server-created ``_reliable``/``_lossy`` data channels; the
+  client offers a *publisher* PC with its own ``_reliable``/``_lossy`` channels and the mic track.
+* **v1, single peer connection** (``/rtc/v1``, ``single_pc=True``): one PC that the client always
+  offers, with recvonly audio sections the server fills (``mid_to_track_id`` names the tracks).
+  A 404 on ``/rtc/v1`` falls back to v0, as the official SDKs do.
+
+RTVI JSON travels as ``DataPacket{user{payload}}`` on ``_reliable`` with no topic, both ways; any
+topic is accepted inbound. The mic track is announced with ``add_track`` and added as a *send-only*
+transceiver (``addTrack`` would hijack a recvonly section in v1). ICE never uses aiortc's default
+public STUN server; loopback candidates are used automatically when the room URL is a loopback
+address (see :mod:`bridge.backends.live.ice`). aiortc cannot restart ICE, so any failure ends the
+transport and the owner re-joins (see :mod:`bridge.backends.live.transport` for the contract).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import aiohttp
+import numpy as np
+from aiortc import RTCDataChannel, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.sdp import candidate_from_sdp
+from livekit.protocol import models, rtc
+
+import bridge
+from bridge.backends.errors import scrub
+from bridge.backends.live import fastaudio
+from bridge.backends.live.ice import is_loopback_url, loopback_candidates, rtc_configuration, select_ice_servers
+from bridge.backends.live.media import MicTrack, pump_track
+from bridge.backends.live.sdpinfo import media_msids
+from bridge.backends.live.transport import CallbackHub, TransportError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 16
+RELIABLE_LABEL = "_reliable"
+LOSSY_LABEL = "_lossy"
+PUBLISHER = rtc.SignalTarget.PUBLISHER
+SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
+_T = TypeVar("_T")
+
+
+def signal_url(room_url: str, path: str) -> str:
+    """``http(s)``/``ws(s)`` room URL → WebSocket URL with ``path`` appended (no query)."""
+    parts = urlsplit(room_url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise TransportError("rtc_rejected", f"unsupported room URL scheme {parts.scheme!r}", False)
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, "", ""))
+
+
+def _validate_url(ws_url: str) -> str:
+    parts = urlsplit(ws_url)
+    scheme = {"ws": "http", "wss": "https"}[parts.scheme]
+    return urlunsplit((scheme, parts.netloc, parts.path + "/validate", "", ""))
+
+
+def parse_candidate_init(candidate_init: str) -> tuple[Any | None, bool]:
+    """A trickled ``RTCIceCandidateInit`` JSON → (aiortc candidate or None, end-of-candidates)."""
+    init = json.loads(candidate_init)
+    line = (init.get("candidate") or "").strip()
+    if not line:
+        return None, True
+    if line.startswith("candidate:"):
+        line = line[len("candidate:") :]
+    candidate = candidate_from_sdp(line)
+    candidate.sdpMid = init.get("sdpMid")
+    index = init.get("sdpMLineIndex")
+    candidate.sdpMLineIndex = int(index) if index is not None else None
+    if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+        candidate.sdpMLineIndex = 0
+    return candidate, False
+
+
+class _Peer:
+    """One RTCPeerConnection plus the trickle candidates that arrived before its remote SDP."""
+
+    def __init__(self, name: str, pc: RTCPeerConnection) -> None:
+        self.name = name
+        self.pc = pc
+        self.pending: list[Any] = []
+        self.pending_end = False
+        self.remote_set = False
+        self.connected = asyncio.Event()
+
+    async def add_candidate(self, candidate: Any, end: bool) -> None:
+        if not self.remote_set:
+            if end:
+                self.pending_end = True
+            else:
+                self.pending.append(candidate)
+            return
+        if end:
+            await self.pc.addIceCandidate(None)
+        elif candidate.protocol.lower() == "udp":  # aioice never pairs TCP candidates
+            await self.pc.addIceCandidate(candidate)
+
+    async def set_remote(self, sdp: str, kind: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        self.remote_set = True
+        pending, self.pending = self.pending, []
+        for candidate in pending:
+            await self.add_candidate(candidate, False)
+        if self.pending_end:
+            self.pending_end = False
+            await self.pc.addIceCandidate(None)
+
+
+class LiveKitTransport(CallbackHub):
+    """One participant in a LiveKit room talking RTVI to the bot participant.
+
+    ``bot_identity`` restricts bot audio to that participant's tracks (default: any remote audio).
+    ``ice_servers`` overrides the servers from the join; ``relay_only`` forces TURN like Convai's
+    web SDK; ``loopback`` (default: when the room URL is loopback) offers 127.0.0.1 candidates.
+    """
+
+    def __init__(
+        self,
+        room_url: str,
+        token: str,
+        *,
+        single_pc: bool = False,
+        publish_mic: bool = True,
+        bot_identity: str | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+        relay_only: bool = False,
+        prefer_tcp_turn: bool = False,
+        loopback: bool | None = None,
+        mic_queue_frames: int = 25,
+        http: aiohttp.ClientSession | None = None,
+    ) -> None:
+        super().__init__()
+        fastaudio.install()
+        self._room_url = room_url
+        self._token = token
+        self._single_pc = single_pc
+        self._publish_mic = publish_mic
+        self._bot_identity = bot_identity
+        self._ice_override = ice_servers
+        self._relay_only = relay_only
+        self._prefer_tcp_turn = prefer_tcp_turn
+        self._loopback = is_loopback_url(room_url) if loopback is None else loopback
+        self._http = http
+        self._own_http = http is None
+        self._mic = MicTrack(self.stats, max_frames=mic_queue_frames)
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._join: rtc.JoinResponse | None = None
+        self._participants: dict[str, models.ParticipantInfo] = {}
+        self._track_owner: dict[str, str] = {}
+        self._sub: _Peer | None = None  # v0 only
+        self._pub: _Peer | None = None  # the v1 single PC lives here too
+        self._reliable: RTCDataChannel | None = None
+        self._lossy: RTCDataChannel | None = None
+        self._reliable_open = asyncio.Event()
+        self._mid_to_track: dict[str, str] = {}
+        self._remote_msids: dict[str, tuple[str, str]] = {}
+        self._published: dict[str, asyncio.Future[models.TrackInfo]] = {}
+        self._answer_waiter: asyncio.Future[None] | None = None
+        self._offer_id = 0
+        self._negotiate_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dead: asyncio.Future[None] | None = None
+        self._send_seq = 0
+        self._seen_seq: dict[str, int] = {}
+        self._last_pong = 0.0
+        self._rtt_ms = 0
+        self.protocol_used: str | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def token(self) -> str:
+        """The current participant token (replaced when the server sends ``refresh_token``)."""
+        return self._token
+
+    @property
+    def identity(self) -> str | None:
+        return self._join.participant.identity if self._join else None
+
+    @property
+    def participants(self) -> dict[str, str]:
+        """Remote participants in the room, SID → identity."""
+        return {sid: info.identity for sid, info in self._participants.items()}
+
+    @property
+    def mic_queued(self) -> int:
+        return self._mic.queued
+
+    async def connect(self, timeout: float) -> None:
+        if self._state != "new":
+            raise TransportError("rtc_closed", "a transport connects once; make a new one", False)
+        self._state = "connecting"
+        loop = asyncio.get_running_loop()
+        self._dead = loop.create_future()
+        self._dead.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        try:
+            async with asyncio.timeout(timeout):
+                with loopback_candidates(self._loopback):
+                    await self._connect_inner()
+        except TimeoutError:
+            await self._shutdown(send_leave=True)
+            self._state = "failed"
+            raise TransportError("rtc_timeout", f"not connected within {timeout:g} s", True) from None
+        except TransportError:
+            await self._shutdown(send_leave=True)
+            self._state = "failed"
+            raise
+        except Exception as exc:
+            log.debug("connect failed", exc_info=True)
+            await self._shutdown(send_leave=True)
+            self._state = "failed"
+            raise TransportError(
+                "rtc_protocol_error", scrub(f"{type(exc).__name__}: {exc}", [self._token]), True
+            ) from None
+        self._set_connected()
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        self._check_usable()
+        if not self._reliable_open.is_set():
+            await self._until(self._reliable_open.wait())
+        channel = self._reliable
+        if channel is None or channel.readyState != "open":
+            raise TransportError("rtc_closed", "the reliable data channel is closed", True)
+        self._send_seq += 1
+        packet = models.DataPacket(
+            kind=models.DataPacket.Kind.RELIABLE,
+            participant_identity=self.identity or "",
+            user=models.UserPacket(payload=json.dumps(message, separators=(",", ":")).encode()),
+            sequence=self._send_seq,
+            participant_sid=self._join.participant.sid if self._join else "",
+        )
+        channel.send(packet.SerializeToString())
+        self.stats.json_out += 1
+
+    def send_mic(self, pcm: np.ndarray) -> None:
+        self._mic.push(pcm)
+
+    def clear_mic(self) -> None:
+        """Drop queued mic frames (e.g. on push-to-talk release)."""
+        self._mic.clear()
+
+    async def close(self) -> None:
+        if self._state == "closed":
+            return
+        self._closing = True
+        self._set_terminal("closed", "closed by owner")
+        self._state = "closed"
+        await self._shutdown(send_leave=True)
+
+    # ------------------------------------------------------------------ connecting
+
+    async def _connect_inner(self) -> None:
+        if self._single_pc:
+            try:
+                await self._open_signal("/rtc/v1", single=True)
+                self.protocol_used = "v1"
+            except TransportError as exc:
+                if exc.code != "rtc_not_found":
+                    raise
+                log.info("LiveKit server has no /rtc/v1; falling back to dual-PC /rtc")
+                self._single_pc = False
+        if not self._single_pc:
+            await self._open_signal("/rtc", single=False)
+            self.protocol_used = "v0"
+        join = await self._first_message()
+        self._join = join
+        for info in join.other_participants:
+            self._remember_participant(info)
+        self._make_peers(join)
+        self._last_pong = time.monotonic()
+        self._spawn(self._read_signal(), "signal-reader")
+        if join.ping_interval > 0:
+            self._spawn(self._ping_loop(join.ping_interval, join.ping_timeout or 3 * join.ping_interval), "ping")
+        if self._publish_mic:
+            await self._announce_mic()
+        assert self._pub is not None
+        if self._single_pc:
+            self._pub.pc.addTransceiver("audio", direction="recvonly")
+        self._open_channels()
+        await self._negotiate_publisher()
+        waits: list[Awaitable[Any]] = [self._pub.connected.wait(), self._reliable_open.wait()]
+        if self._sub is not None and join.subscriber_primary:
+            waits.append(self._sub.connected.wait())
+        await self._until(asyncio.gather(*waits))
+
+    async def _open_signal(self, path: str, *, single: bool) -> None:
+        assert self._http is not None
+        url = signal_url(self._room_url, path)
+        params = {
+            "access_token": self._token,
+            "auto_subscribe": "1",
+            "sdk": "python",
+            "version": bridge.__version__,
+            "protocol": str(PROTOCOL_VERSION),
+            "adaptive_stream": "0",
+        }
+        if single:
+            params = {"access_token": self._token, "join_request": self._wrapped_join_request()}
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            self._ws = await self._http.ws_connect(
+                url + "?" + urlencode(params), headers=headers, autoping=True, max_msg_size=0
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            reason = await self._validate_reason(url)
+            raise self._handshake_error(exc.status, reason) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            message = scrub(f"cannot reach the LiveKit server: {type(exc).__name__}: {exc}", [self._token])
+            raise TransportError("rtc_unreachable", message, True) from None
+
+    def _wrapped_join_request(self) -> str:
+        request = rtc.JoinRequest(
+            client_info=models.ClientInfo(
+                sdk=models.ClientInfo.SDK.PYTHON, version=bridge.__version__, protocol=PROTOCOL_VERSION
+            ),
+            connection_settings=rtc.ConnectionSettings(auto_subscribe=True),
+        )
+        wrapped = rtc.WrappedJoinRequest(
+            compression=rtc.WrappedJoinRequest.Compression.NONE, join_request=request.SerializeToString()
+        )
+        return base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+
+    async def _validate_reason(self, ws_url: str) -> str:
+        """LiveKit explains a refused upgrade only on ``GET …/validate``; fetch that text."""
+        assert self._http is not None
+        try:
+            async with asyncio.timeout(3):
+                async with self._http.get(
+                    _validate_url(ws_url), headers={"Authorization": f"Bearer {self._token}"}
+                ) as resp:
+                    text = (await resp.text(errors="replace")).strip()
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return ""
+        return scrub(text[:200], [self._token])
+
+    @staticmethod
+    def _handshake_error(status: int, reason: str) -> TransportError:
+        detail = f" ({reason})" if reason else ""
+        if status in (401, 403):
+            return TransportError("rtc_unauthorized", f"LiveKit refused the token: HTTP {status}{detail}", False)
+        if status == 404:
+            return TransportError("rtc_not_found", f"LiveKit signalling path not found: HTTP 404{detail}", False)
+        retryable = status >= 500 or status == 429
+        return TransportError("rtc_rejected", f"LiveKit refused the connection: HTTP {status}{detail}", retryable)
+
+    async def _first_message(self) -> rtc.JoinResponse:
+        assert self._ws is not None
+        msg = await self._ws.receive()
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            raise TransportError("rtc_protocol_error", f"expected a binary join, got {msg.type.name}", True)
+        response = rtc.SignalResponse.FromString(msg.data)
+        kind = response.WhichOneof("message")
+        if kind == "leave":
+            reason = models.DisconnectReason.Name(response.leave.reason)
+            raise TransportError("rtc_join_refused", f"the server refused the join ({reason})", True)
+        if kind != "join":
+            raise TransportError("rtc_protocol_error", f"first signal message was {kind}, not join", True)
+        return response.join
+
+    def _make_peers(self, join: rtc.JoinResponse) -> None:
+        if self._ice_override is not None:
+            servers = list(self._ice_override)
+        else:
+            servers = select_ice_servers(
+                (RTCIceServer(urls=list(s.urls), username=s.username or None, credential=s.credential or None)
+                 for s in join.ice_servers),
+                prefer_tcp_turn=self._prefer_tcp_turn,
+            )
+        config = rtc_configuration(servers, relay_only=self._relay_only)
+        config.bundlePolicy = RTCBundlePolicy.MAX_BUNDLE
+        pub = _Peer("publisher", RTCPeerConnection(config))
+        self._pub = pub
+        self._watch_pc(pub)
+        pub.pc.on("track", self._on_track)
+        if not self._single_pc:
+            sub = _Peer("subscriber", RTCPeerConnection(rtc_configuration(servers, relay_only=self._relay_only)))
+            self._sub = sub
+            self._watch_pc(sub)
+            sub.pc.on("datachannel", self._watch_channel)
+            sub.pc.on("track", self._on_track)
+
+    def _open_channels(self) -> None:
+        """Create the publisher's data channels; after the transceivers, see MAX_BUNDLE below.
+
+        aiortc 1.16 with ``MAX_BUNDLE`` stops the shared transport when the SCTP transport was
+        created before the first transceiver, so channels come last.
+        """
+        assert self._pub is not None
+        self._reliable = self._pub.pc.createDataChannel(RELIABLE_LABEL, ordered=True)
+        self._lossy = self._pub.pc.createDataChannel(LOSSY_LABEL, ordered=False, maxRetransmits=0)
+        self._watch_channel(self._reliable)
+        self._watch_channel(self._lossy)
+
+        @self._reliable.on("open")
+        def _on_open() -> None:
+            self._reliable_open.set()
+
+    def _watch_pc(self, peer: _Peer) -> None:
+        @peer.pc.on("connectionstatechange")
+        def _changed() -> None:
+            state = peer.pc.connectionState
+            log.debug("%s pc %s", peer.name, state)
+            if state == "connected":
+                peer.connected.set()
+            elif state == "failed":
+                self._die("failed", f"ICE/DTLS failed on the {peer.name} connection")
+            elif state == "closed" and not self._closing:
+                self._die("disconnected", f"the {peer.name} connection closed")
+
+    def _watch_channel(self, channel: RTCDataChannel) -> None:
+        @channel.on("message")
+        def _message(data: bytes | str) -> None:
+            self._on_data(data)
+
+    async def _announce_mic(self) -> None:
+        loop = asyncio.get_running_loop()
+        cid = self._mic.id
+        waiter: asyncio.Future[models.TrackInfo] = loop.create_future()
+        self._published[cid] = waiter
+        await self._send(
+            rtc.SignalRequest(
+                add_track=rtc.AddTrackRequest(
+                    cid=cid,
+                    name="microphone",
+                    type=models.TrackType.AUDIO,
+                    source=models.TrackSource.MICROPHONE,
+                    disable_dtx=True,
+                    disable_red=True,
+                )
+            )
+        )
+        info = await self._until(waiter)
+        log.debug("mic published as %s", info.sid)
+        assert self._pub is not None
+        self._pub.pc.addTransceiver(self._mic, direction="sendonly")
+
+    async def _negotiate_publisher(self) -> None:
+        assert self._pub is not None
+        async with self._negotiate_lock:
+            pc = self._pub.pc
+            await pc.setLocalDescription(await pc.createOffer())
+            self._offer_id += 1
+            self._answer_waiter = asyncio.get_running_loop().create_future()
+            await self._send(
+                rtc.SignalRequest(
+                    offer=rtc.SessionDescription(type="offer", sdp=pc.localDescription.sdp, id=self._offer_id)
+                )
+            )
+            await self._until(self._answer_waiter)
+
+    # ------------------------------------------------------------------ signalling loop
+
+    async def _read_signal(self) -> None:
+        assert self._ws is not None
+        reason = "the signalling connection closed"
+        try:
+            async for msg in self._ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    await self._handle(rtc.SignalResponse.FromString(msg.data))
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    log.debug("ignoring a text signal frame")
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    reason = f"signalling error: {self._ws.exception()}"
+                    break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("LiveKit signalling failed: %s", scrub(str(exc), [self._token]), exc_info=True)
+            reason = scrub(f"signalling failed: {type(exc).__name__}: {exc}", [self._token])
+        if not self._closing:
+            self._die("disconnected", reason)
+
+    async def _handle(self, response: rtc.SignalResponse) -> None:
+        kind = response.WhichOneof("message")
+        if kind == "offer":
+            await self._on_offer(response.offer)
+        elif kind == "answer":
+            await self._on_answer(response.answer)
+        elif kind == "trickle":
+            await self._on_trickle(response.trickle)
+        elif kind == "pong_resp":
+            self._last_pong = time.monotonic()
+            self._rtt_ms = max(0, int(time.time() * 1000) - response.pong_resp.last_ping_timestamp)
+        elif kind == "pong":
+            self._last_pong = time.monotonic()
+        elif kind == "update":
+            for info in response.update.participants:
+                self._remember_participant(info)
+        elif kind == "track_published":
+            waiter = self._published.pop(response.track_published.cid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(response.track_published.track)
+        elif kind == "refresh_token":
+            self._token = response.refresh_token
+        elif kind == "leave":
+            leave = response.leave
+            reason = models.DisconnectReason.Name(leave.reason)
+            action = rtc.LeaveRequest.Action.Name(leave.action)
+            self._die("disconnected", f"the server ended the session ({reason}, {action})")
+        elif kind == "media_sections_requirement" and self._single_pc:
+            assert self._pub is not None
+            for _ in range(response.media_sections_requirement.num_audios):
+                self._pub.pc.addTransceiver("audio", direction="recvonly")
+            self._spawn(self._negotiate_publisher(), "renegotiate")
+        else:
+            log.debug("ignoring LiveKit %s", kind)
+
+    async def _on_offer(self, offer: rtc.SessionDescription) -> None:
+        if self._sub is None:
+            log.debug("ignoring a server offer in single-PC mode")
+            return
+        self._remote_msids.update(media_msids(offer.sdp))
+        pc = self._sub.pc
+        await self._sub.set_remote(offer.sdp, "offer")
+        await pc.setLocalDescription(await pc.createAnswer())
+        await self._send(
+            rtc.SignalRequest(answer=rtc.SessionDescription(type="answer", sdp=pc.localDescription.sdp, id=offer.id))
+        )
+
+    async def _on_answer(self, answer: rtc.SessionDescription) -> None:
+        assert self._pub is not None
+        self._mid_to_track.update(answer.mid_to_track_id)
+        self._remote_msids.update(media_msids(answer.sdp))
+        await self._pub.set_remote(answer.sdp, "answer")
+        if self._answer_waiter is not None and not self._answer_waiter.done():
+            self._answer_waiter.set_result(None)
+
+    async def _on_trickle(self, trickle: rtc.TrickleRequest) -> None:
+        try:
+            candidate, end = parse_candidate_init(trickle.candidateInit)
+        except (ValueError, AssertionError, KeyError, IndexError):
+            log.debug("ignoring a malformed trickle candidate")
+            return
+        end = end or trickle.final
+        peer = self._sub if trickle.target == SUBSCRIBER and self._sub is not None else self._pub
+        if peer is not None and (candidate is not None or end):
+            await peer.add_candidate(candidate, end)
+
+    async def _ping_loop(self, interval: int, timeout: int) -> None:
+        while True:
+            await asyncio.sleep(min(interval, timeout / 2))
+            if time.monotonic() - self._last_pong > timeout:
+                self._die("disconnected", f"no pong from the LiveKit server for {timeout} s")
+                return
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._send(
+                    rtc.SignalRequest(ping_req=rtc.Ping(timestamp=int(time.time() * 1000), rtt=self._rtt_ms))
+                )
+
+    # ------------------------------------------------------------------ media and data
+
+    def _remember_participant(self, info: models.ParticipantInfo) -> None:
+        if info.state == models.ParticipantInfo.State.DISCONNECTED:
+            self._participants.pop(info.sid, None)
+            return
+        self._participants[info.sid] = info
+        for track in info.tracks:
+            self._track_owner[track.sid] = info.sid
+
+    def _owner_of(self, track: MediaStreamTrack, mid: str | None) -> str | None:
+        """Identity of the participant publishing a remote track (msid ``PA_x|TR_y`` or v1 map)."""
+        track_sid = self._mid_to_track.get(mid or "") if self._single_pc else None
+        participant_sid = None
+        if mid is not None and mid in self._remote_msids:
+            stream, msid_track = self._remote_msids[mid]
+            participant_sid, _, packed_track = stream.partition("|")
+            track_sid = track_sid or packed_track or msid_track
+        participant_sid = self._track_owner.get(track_sid or "", participant_sid)
+        info = self._participants.get(participant_sid or "")
+        return info.identity if info else None
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        mid = None
+        for peer in (self._sub, self._pub):
+            if peer is None:
+                continue
+            for transceiver in peer.pc.getTransceivers():
+                if transceiver.receiver.track is track:
+                    mid = transceiver.mid
+        owner = self._owner_of(track, mid)
+        wanted = track.kind == "audio" and (self._bot_identity is None or owner == self._bot_identity)
+        log.debug("remote %s track mid=%s owner=%s wanted=%s", track.kind, mid, owner, wanted)
+        deliver = self._emit_audio if wanted else _discard_audio
+        self._spawn(pump_track(track, deliver, f"{owner}/{mid}"), f"track-{mid}")
+
+    def _on_data(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            packet = models.DataPacket.FromString(data)
+        except Exception:
+            self.stats.json_bad += 1
+            return
+        if packet.WhichOneof("value") != "user":
+            return
+        user = packet.user
+        sid = packet.participant_sid or user.participant_sid
+        if packet.sequence > 0 and sid:
+            if packet.sequence <= self._seen_seq.get(sid, 0):
+                return
+            self._seen_seq[sid] = packet.sequence
+        sender = packet.participant_identity or user.participant_identity
+        if not sender and sid in self._participants:
+            sender = self._participants[sid].identity
+        try:
+            message = json.loads(user.payload)
+        except ValueError:
+            self.stats.json_bad += 1
+            return
+        if not isinstance(message, dict):
+            self.stats.json_bad += 1
+            return
+        self._emit_json(message, sender)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _send(self, request: rtc.SignalRequest) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise TransportError("rtc_closed", "the signalling connection is closed", True)
+        await ws.send_bytes(request.SerializeToString())
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"livekit-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not self._closing:
+            log.warning("%s failed: %s", task.get_name(), scrub(repr(exc), [self._token]))
+            if isinstance(exc, TransportError):
+                self._die("disconnected", exc.message)
+
+    def _check_usable(self) -> None:
+        if self._state in ("closed", "failed", "disconnected"):
+            raise TransportError("rtc_closed", f"the transport is {self._state}", True)
+
+    async def _until(self, aw: Awaitable[_T]) -> _T:
+        """Await ``aw`` unless the connection dies first (then raise its TransportError)."""
+        assert self._dead is not None
+        task = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({task, self._dead}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        exc = self._dead.exception()
+        raise exc if exc is not None else TransportError("rtc_closed", "the transport closed", True)
+
+    def _die(self, state: str, reason: str) -> None:
+        """The connection ended on its own: report once, then tear down in the background."""
+        connecting = self._state == "connecting"
+        if self._dead is not None and not self._dead.done():
+            code = "rtc_ice_failed" if state == "failed" else "rtc_closed"
+            self._dead.set_exception(TransportError(code, reason, True))
+        if self._set_terminal(state, reason):
+            log.info("LiveKit transport %s: %s", state, reason)
+            if not connecting:  # connect() tears down itself
+                self._spawn(self._shutdown(send_leave=state == "disconnected"), "shutdown")
+
+    async def _shutdown(self, *, send_leave: bool) -> None:
+        self._closing = True
+        if self._dead is not None and not self._dead.done():
+            self._dead.set_exception(TransportError("rtc_closed", "the transport closed", True))
+        ws = self._ws
+        if send_leave and ws is not None and not ws.closed:
+            leave = rtc.LeaveRequest(
+                can_reconnect=False,
+                reason=models.DisconnectReason.CLIENT_INITIATED,
+                action=rtc.LeaveRequest.Action.DISCONNECT,
+            )
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await ws.send_bytes(rtc.SignalRequest(leave=leave).SerializeToString())
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        self._mic.stop()
+        for peer in (self._pub, self._sub):
+            if peer is not None:
+                with contextlib.suppress(Exception):
+                    await peer.pc.close()
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._own_http and self._http is not None:
+            await self._http.close()
+            self._http = None
+        pending = [t for t in self._tasks if t is not current]
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+
+
+def _discard_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:
+    return None

@@ -1,0 +1,167 @@
+"""The interface between a Live session and one WebRTC connection to a Convai character.
+
+A ``RealtimeTransport`` moves four things and nothing else:
+
+* RTVI JSON both ways (``send_json`` / ``on_json``) on the reliable data channel;
+* microphone audio up (``send_mic``): int16 mono 48 kHz, exactly 960 samples (20 ms) per call;
+* bot audio down (``on_bot_audio``): the decoded bot track as 1-D interleaved int16 PCM with its
+  sample rate and channel count (48 kHz; mono after :mod:`bridge.backends.live.fastaudio` is
+  installed, which every transport here does);
+* connection state (``on_state``).
+
+Implementations: :class:`bridge.backends.live.livekit.LiveKitTransport` (Convai's Live API, LiveKit
+signalling) and :class:`bridge.backends.live.sdp.SmallWebRTCTransport` (direct SDP offer/answer to a
+pipecat SmallWebRTC-style bot). Usage::
+
+    t = LiveKitTransport(room_url, token)
+    t.on_json = ...; t.on_bot_audio = ...; t.on_state = ...   # before connect()
+    await t.connect(timeout=10)        # TransportError(code, message, retryable) on failure
+    await t.send_json({"label": "rtvi-ai", "type": "client-ready", "id": "1", "data": {...}})
+    t.send_mic(pcm_960)                # from the event-loop thread; never blocks
+    await t.close()                    # idempotent
+
+Contract details:
+
+* Callbacks run on the event-loop thread and must not block; exceptions they raise are logged and
+  swallowed so one bad handler cannot kill the connection.
+* ``on_state("connected", None)`` fires once when ``connect()`` succeeds. After that exactly one
+  terminal state fires if the connection dies on its own: ``"disconnected"`` (the server left or
+  dropped the signalling socket, pings timed out, the peer said goodbye) or ``"failed"`` (ICE/DTLS
+  failed). Neither fires after the owner's own ``close()``. A dead transport is never revived; the
+  owner re-joins with a new one (aiortc has no ICE restart).
+* ``send_mic`` keeps a bounded queue: when full it drops the oldest frame and counts it in
+  ``stats.mic_dropped``; when empty the track sends silence, paced in real time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+JsonCallback = Callable[[dict[str, Any], str], None]
+AudioCallback = Callable[[np.ndarray, int, int], None]
+StateCallback = Callable[[str, str | None], None]
+
+MIC_SAMPLE_RATE = 48000
+MIC_FRAME_SAMPLES = 960
+
+
+class TransportError(Exception):
+    """A connection could not be made or used.
+
+    Codes: ``rtc_unauthorized`` (token/credentials refused), ``rtc_unreachable`` (no TCP/HTTP
+    connection), ``rtc_rejected`` (the signalling server refused with an HTTP status),
+    ``rtc_join_refused`` (the server answered the join with a leave), ``rtc_protocol_error`` (the
+    server broke the signalling protocol), ``rtc_timeout`` (not connected within the timeout),
+    ``rtc_ice_failed`` (media path could not be established), ``rtc_closed`` (used after close or
+    after the connection died).
+    """
+
+    def __init__(self, code: str, message: str, retryable: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass
+class TransportStats:
+    """Counters for metrics and tests; plain ints so reading them is free."""
+
+    json_in: int = 0
+    json_out: int = 0
+    json_bad: int = 0
+    bot_frames: int = 0
+    mic_frames_sent: int = 0
+    mic_silence_frames: int = 0
+    mic_dropped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@runtime_checkable
+class RealtimeTransport(Protocol):
+    """One WebRTC connection to a Convai character: RTVI JSON both ways, mic audio up, bot audio down."""
+
+    on_json: JsonCallback
+    on_bot_audio: AudioCallback
+    on_state: StateCallback
+    stats: TransportStats
+
+    async def connect(self, timeout: float) -> None: ...
+
+    async def send_json(self, message: dict[str, Any]) -> None: ...
+
+    def send_mic(self, pcm: np.ndarray) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _ignore_json(message: dict[str, Any], sender: str) -> None:
+    return None
+
+
+def _ignore_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:
+    return None
+
+
+def _ignore_state(state: str, reason: str | None) -> None:
+    return None
+
+
+class CallbackHub:
+    """Owner callbacks plus the once-only state bookkeeping shared by every transport."""
+
+    def __init__(self) -> None:
+        self.on_json: JsonCallback = _ignore_json
+        self.on_bot_audio: AudioCallback = _ignore_audio
+        self.on_state: StateCallback = _ignore_state
+        self.stats = TransportStats()
+        self._state = "new"
+        self._closing = False
+
+    @property
+    def state(self) -> str:
+        """``new`` → ``connecting`` → ``connected`` → ``disconnected``/``failed``/``closed``."""
+        return self._state
+
+    def _emit_json(self, message: dict[str, Any], sender: str) -> None:
+        self.stats.json_in += 1
+        try:
+            self.on_json(message, sender)
+        except Exception:
+            log.exception("on_json handler failed")
+
+    def _emit_audio(self, pcm: np.ndarray, sample_rate: int, channels: int) -> None:
+        self.stats.bot_frames += 1
+        try:
+            self.on_bot_audio(pcm, sample_rate, channels)
+        except Exception:
+            log.exception("on_bot_audio handler failed")
+
+    def _set_connected(self) -> None:
+        self._state = "connected"
+        self._call_state("connected", None)
+
+    def _set_terminal(self, state: str, reason: str | None) -> bool:
+        """Record the end of the connection; True the first time (the caller then tears down)."""
+        if self._state in ("disconnected", "failed", "closed"):
+            return False
+        was_connected = self._state == "connected"
+        self._state = "closed" if self._closing else state
+        if was_connected and not self._closing:
+            self._call_state(state, reason)
+        return True
+
+    def _call_state(self, state: str, reason: str | None) -> None:
+        try:
+            self.on_state(state, reason)
+        except Exception:
+            log.exception("on_state handler failed")

@@ -1,0 +1,117 @@
+"""Daemon configuration from flags, a TOML file and the environment (in that order of precedence).
+
+The Convai API key is held in a `Secret` so that it cannot leak through repr(), logs or error text;
+it is read only where a request to Convai is built.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONVAI_REST_URL = "https://api.convai.com"
+CONVAI_LIVE_URL = "https://live.convai.com"
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:7300"
+
+
+class Secret:
+    """A string that prints as [redacted]."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or None
+
+    def reveal(self) -> str | None:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret([redacted])" if self._value else "Secret(None)"
+
+    __str__ = __repr__
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "convai-bridge"
+
+
+@dataclass
+class Config:
+    endpoint: str = DEFAULT_ENDPOINT
+    connection_file: Path = field(default_factory=lambda: config_dir() / "connection.json")
+    api_key: Secret = field(default_factory=lambda: Secret(None))
+    rest_url: str = CONVAI_REST_URL
+    live_url: str = CONVAI_LIVE_URL
+    allow_remote: bool = False
+    max_message_bytes: int = 1 << 20
+    max_sessions: int = 64
+    heartbeat_ms: int = 2000
+    client_timeout_ms: int = 10000
+    max_audio_in_ms: int = 2000
+    audio_lead_ms: int = 100
+    request_timeout_s: float = 30.0
+    max_retries: int = 3
+    retry_base_s: float = 0.25
+    retry_cap_s: float = 4.0
+    log_level: str = "INFO"
+
+    def is_loopback_endpoint(self) -> bool:
+        return self.endpoint.startswith(("tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://", "inproc://"))
+
+
+_ENV = {
+    "CONVAI_API_KEY": "api_key",
+    "CONVAI_REST_URL": "rest_url",
+    "CONVAI_LIVE_URL": "live_url",
+    "CONVAI_BRIDGE_ENDPOINT": "endpoint",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(Config)}
+    kind = kinds[name]
+    if name == "api_key":
+        return value if isinstance(value, Secret) else Secret(str(value))
+    if name == "connection_file":
+        return Path(value).expanduser()
+    if kind in ("int",):
+        return int(value)
+    if kind in ("float",):
+        return float(value)
+    if kind in ("bool",):
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    return str(value)
+
+
+def load_config(
+    overrides: dict[str, Any] | None = None, file: Path | None = None, env: dict[str, str] | None = None
+) -> Config:
+    """Build the config: defaults < TOML file < environment < explicit overrides (CLI flags)."""
+    env = dict(os.environ) if env is None else env
+    cfg = Config()
+    path = file or Path(env.get("CONVAI_BRIDGE_CONFIG", str(config_dir() / "config.toml")))
+    if path.is_file():
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        section = data.get("daemon", data)
+        known = {f.name for f in fields(Config)}
+        unknown = sorted(set(section) - known - {"daemon"})
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {', '.join(unknown)}")
+        for key, value in section.items():
+            if key in known:
+                setattr(cfg, key, _coerce(key, value))
+    for var, name in _ENV.items():
+        if env.get(var):
+            setattr(cfg, name, _coerce(name, env[var]))
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            setattr(cfg, key, _coerce(key, value))
+    return cfg
