@@ -321,8 +321,10 @@ class Session:
         if tail is not None:
             self._out_q.append(("audio", (self._audio_turn, tail.pcm, tail.sample_offset, tail.samples, ts)))
         if self._envelope is not None:
+            end = self._framer.sample_offset
             for frame in self._envelope.flush():
-                self._queue_viseme_frame(frame, self._audio_turn, ts)
+                if frame.sample_offset < end:  # no lip-sync frame past the last sample
+                    self._queue_viseme_frame(frame, self._audio_turn, ts)
         self._out_wakeup.set()
 
     def _start_audio_turn(self, turn_id: int) -> None:

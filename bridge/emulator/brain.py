@@ -57,7 +57,7 @@ class ActionConfig:
                         for o in payload.get("objects") or () if isinstance(o, Mapping) and o.get("name"))
         characters = tuple(SceneObject(str(c.get("name", "")), str(c.get("bio", "") or ""))
                            for c in payload.get("characters") or () if isinstance(c, Mapping) and c.get("name"))
-        attention = payload.get("current_attention_object", payload.get("currentAttentionObject"))
+        attention = payload.get("current_attention_object") or payload.get("currentAttentionObject")
         if isinstance(attention, Mapping):
             attention = attention.get("name")
         return cls(tuple(actions), objects, characters, str(attention) if attention else None)

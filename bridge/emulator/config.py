@@ -32,6 +32,8 @@ class EmulatorConfig:
     rest_sample_rate: int = 22050
     voice_engine: Literal["auto", "espeak", "synthetic"] = "auto"
     audio_cache_mb: int = 64
+    # synthesize every greeting in the background at startup (the CLI turns this on)
+    prewarm_audio: bool = False
     # LiveKit token minting; the secret is random per run unless given
     livekit_api_key: str = DEV_LIVEKIT_API_KEY
     livekit_api_secret: str | None = field(default=None, repr=False)

@@ -110,6 +110,10 @@ class LiveKitRoomProvider:
 
 
 class LiveSessionRegistry:
+    """Active sessions by id. ``on_start`` listeners are awaited before ``/connect`` answers, so a room
+    can be ready when the client joins; realtime code should call ``session.touch()`` on activity,
+    or the session is ended as idle after ``EmulatorConfig.live_session_idle_s``."""
+
     def __init__(self) -> None:
         self._sessions: dict[str, LiveSession] = {}
         self._start_listeners: list[Listener] = []

@@ -26,7 +26,7 @@ import soxr
 
 from bridge.emulator.wavfile import WavError, read_wav, wav_bytes
 
-__all__ = ["VoiceSpec", "Synthesizer", "synthesize", "wav_bytes", "espeak_available"]
+__all__ = ["VoiceSpec", "Synthesizer", "synthesize", "synthesize_async", "wav_bytes", "espeak_available"]
 
 log = logging.getLogger(__name__)
 
@@ -226,3 +226,11 @@ def prewarm(synth: Synthesizer, items: list[tuple[str, VoiceSpec, int]],
         except Exception as exc:  # warming is best effort
             if on_error:
                 on_error(exc)
+
+
+_SHARED = Synthesizer()
+
+
+async def synthesize_async(text: str, voice: VoiceSpec, sample_rate: int) -> np.ndarray:
+    """``synthesize`` through a process-wide cache, in a worker thread (the emulator app has its own)."""
+    return await asyncio.get_running_loop().run_in_executor(None, _SHARED.pcm_sync, text, voice, sample_rate)

@@ -81,7 +81,7 @@ class Codec:
         if total > self.max_message_bytes:
             raise ProtocolError("message_too_large", f"message of {total} bytes exceeds {self.max_message_bytes}")
         try:
-            header = msgpack.unpackb(parts[0], raw=False, strict_map_key=True, max_buffer_size=self.max_message_bytes)
+            header = msgpack.unpackb(parts[0], raw=False, strict_map_key=True)
         except Exception as exc:  # msgpack raises several unrelated types
             raise ProtocolError("bad_message", f"header is not valid msgpack: {type(exc).__name__}") from exc
         if not isinstance(header, dict):
@@ -130,7 +130,7 @@ class Codec:
         for f in self.schema.envelope:
             if f.name in src and src[f.name] is not None:
                 out[f.name] = self._value(f, src[f.name], f.name, fail, 0)
-        if spec.kind in ("request", "reply") and "id" not in out:
+        if spec.kind in ("request", "reply") and spec.name != "error" and "id" not in out:
             raise fail("missing_field", "'id' is required")
         if spec.sid == "required" and "sid" not in out:
             raise fail("missing_field", "'sid' is required")

@@ -216,7 +216,8 @@ class FakeSession:
         mid_map: dict[str, str] = {}
         if self.single:
             for transceiver in pc.getTransceivers():
-                wants = getattr(transceiver, "_offerDirection", None) in ("recvonly", "sendrecv")
+                # aiortc stores the offer direction reversed (local view): remote recvonly → "sendonly"
+                wants = getattr(transceiver, "_offerDirection", None) in ("sendonly", "sendrecv")
                 if transceiver.kind == "audio" and wants and not mid_map:
                     if transceiver.sender.track is None:
                         transceiver.sender.replaceTrack(self.tone)

@@ -1,37 +1,71 @@
 """CPU fixes for aiortc's audio path, installed once per process by the Live transports.
 
-Measured with ``bench/live_bench.py`` (8 sessions, audio both ways): plain aiortc spends most of
-its per-frame Python time in a handful of places; this module replaces the expensive ones with
-equivalent code. Each hook is guarded: it is applied only when aiortc's version is one this code
-was checked against (``SUPPORTED_AIORTC``) and the function it replaces is still there; otherwise
-aiortc stays untouched and a warning says so (correct, only slower).
+Why: plain aiortc costs 6-10 % of a core per session with audio both ways; the budget is 3 %.
+Measured with ``bench/live_bench.py`` (8 sessions, cProfile + per-thread CPU), the time went to:
 
-Hooks:
+1. ``aiortc.rtp.compute_audio_level_dbov``: a pure-Python loop over every outgoing sample.
+2. Thread hand-offs, not codec work: every outgoing frame is encoded via ``run_in_executor`` and
+   every incoming frame is decoded on a per-receiver thread and handed back with
+   ``run_coroutine_threadsafe``. Each hop costs more Python time and event-loop wake-ups than the
+   20-100 µs of libopus work it moves off the loop.
+3. Needless work: the mic is resampled mono → stereo and encoded as 96 kbps stereo; the bot's mono
+   voice is decoded to stereo.
 
-``audio_level``
-    ``aiortc.rtp.compute_audio_level_dbov`` (RFC 6465 level for the ``ssrc-audio-level`` RTP
-    header extension) loops over every sample in pure Python: ~15 % of the client's CPU. Replaced
-    by a numpy version giving identical results (same formula, same rounding; checked by tests).
+Fixes, in order of depth:
+
+* The mic track (:class:`bridge.backends.live.media.MicTrack`) encodes Opus itself (mono, 32 kbps,
+  inline, no resampler) and hands aiortc ready ``av.Packet`` objects, which aiortc's public
+  pass-through path sends without an executor hop. No hook needed.
+* ``audio_level`` hook: ``aiortc.rtp.compute_audio_level_dbov`` is replaced by a numpy version
+  with identical results (tests compare both), for any aiortc user in the process.
+* ``inline_decode`` hook: audio ``RTCRtpReceiver`` objects created *inside*
+  :func:`fast_receive` (the Live transports wrap their connections in it) decode on the event loop
+  as soon as the jitter buffer releases a frame, straight into the track's queue, with a mono Opus
+  decoder. The per-receiver decoder thread then exits at once. Receivers created elsewhere in the
+  process are untouched. This touches aiortc internals (``RTCRtpReceiver.__init__``, the
+  module-level ``decoder_worker`` and the name-mangled ``__decoder_queue``/``__decoder_error``
+  attributes), hence the version guard.
+
+Each hook is applied only when aiortc's version is one this code was checked against
+(``SUPPORTED_AIORTC``) and the names it relies on exist; otherwise aiortc is left alone and a
+warning says so (correct, only slower). ``BRIDGE_AIORTC_HOOKS=0`` disables all hooks (A/B runs).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
 import logging
 import math
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiortc
+import aiortc.rtcrtpreceiver
 import aiortc.rtp
+import av
 import numpy as np
-from av import AudioFrame
+from aiortc.codecs import get_decoder
+from av import AudioFrame, CodecContext
+from av.packet import Packet
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
+OPUS_RATE = 48000
 
 _MAX_SAMPLE_VALUE = 32767
 _MIN_AUDIO_LEVEL = -127
 _installed: dict[str, bool] = {}
+_fast_scope: contextvars.ContextVar[bool] = contextvars.ContextVar("bridge_fast_receive", default=False)
+
 original_compute_audio_level_dbov = aiortc.rtp.compute_audio_level_dbov
+_original_decoder_worker: Callable[..., None] = aiortc.rtcrtpreceiver.decoder_worker
+_original_receiver_init: Callable[..., None] = aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__
 
 
 def compute_audio_level_dbov(frame: AudioFrame) -> int:
@@ -46,6 +80,82 @@ def compute_audio_level_dbov(frame: AudioFrame) -> int:
     return round(db)
 
 
+class MonoOpusDecoder:
+    """Opus → s16 mono 48 kHz (the bot speaks mono; decoding to stereo only doubles the data)."""
+
+    def __init__(self) -> None:
+        self.codec = CodecContext.create("libopus", "r")
+        self.codec.format = "s16"
+        self.codec.layout = "mono"
+        self.codec.sample_rate = OPUS_RATE
+
+    def decode(self, encoded_frame: Any) -> list[AudioFrame]:
+        packet = Packet(encoded_frame.data)
+        packet.pts = encoded_frame.timestamp
+        return list(self.codec.decode(packet))
+
+
+class InlineAudioDecoder:
+    """Takes the place of an RTCRtpReceiver's decoder queue and decodes on the event loop."""
+
+    def __init__(self, receiver: Any, decode_error: threading.Event) -> None:
+        self._receiver = weakref.ref(receiver)
+        self._decode_error = decode_error
+        self._codec_name: str | None = None
+        self._decoder: Any = None
+        self.decoded = 0
+
+    def _output(self) -> asyncio.Queue[Any] | None:
+        receiver = self._receiver()
+        track = getattr(receiver, "_track", None)
+        return getattr(track, "_queue", None)
+
+    def put(self, item: Any) -> None:
+        output = self._output()
+        if output is None:
+            return
+        if item is None:  # the receiver stopped: end the track, as aiortc's worker does
+            output.put_nowait(None)
+            return
+        codec, encoded_frame = item
+        if codec.name != self._codec_name:
+            self._decoder = MonoOpusDecoder() if codec.name.lower() == "opus" else get_decoder(codec)
+            self._codec_name = codec.name
+        try:
+            frames = self._decoder.decode(encoded_frame)
+        except av.FFmpegError as exc:
+            log.warning("failed to decode a %s frame: %s", codec.name, exc)
+            self._decode_error.set()
+            return
+        for frame in frames:
+            self.decoded += 1
+            output.put_nowait(frame)
+
+
+def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
+    if isinstance(input_q, InlineAudioDecoder):
+        return  # decoding happens inline; the thread has nothing to do
+    _original_decoder_worker(loop, input_q, output_q, decode_error)
+
+
+def _receiver_init(self: Any, kind: str, transport: Any) -> None:
+    _original_receiver_init(self, kind, transport)
+    if kind == "audio" and _fast_scope.get():
+        error = getattr(self, "_RTCRtpReceiver__decoder_error", None)
+        if isinstance(error, threading.Event) and hasattr(self, "_RTCRtpReceiver__decoder_queue"):
+            self._RTCRtpReceiver__decoder_queue = InlineAudioDecoder(self, error)
+
+
+@contextlib.contextmanager
+def fast_receive(enabled: bool = True) -> Iterator[None]:
+    """Audio receivers created in this block (and tasks it starts) decode inline, in mono."""
+    token = _fast_scope.set(enabled)
+    try:
+        yield
+    finally:
+        _fast_scope.reset(token)
+
+
 def _version_ok() -> bool:
     version = getattr(aiortc, "__version__", "")
     return any(version.startswith(prefix) for prefix in SUPPORTED_AIORTC)
@@ -55,20 +165,24 @@ def install() -> dict[str, bool]:
     """Apply every hook that fits the installed aiortc; idempotent. Returns hook → applied."""
     if _installed:
         return dict(_installed)
+    _installed.update(audio_level=False, inline_decode=False)
+    if os.environ.get("BRIDGE_AIORTC_HOOKS") == "0":
+        return dict(_installed)
     if not _version_ok():
         log.warning(
             "aiortc %s is not one of %s; audio CPU hooks not installed",
             getattr(aiortc, "__version__", "?"),
             SUPPORTED_AIORTC,
         )
-        _installed["audio_level"] = False
         return dict(_installed)
-    original = getattr(aiortc.rtp, "compute_audio_level_dbov", None)
-    if callable(original):
+    if callable(getattr(aiortc.rtp, "compute_audio_level_dbov", None)):
         aiortc.rtp.compute_audio_level_dbov = compute_audio_level_dbov
         _installed["audio_level"] = True
-    else:
-        _installed["audio_level"] = False
+    receiver_module = aiortc.rtcrtpreceiver
+    if callable(getattr(receiver_module, "decoder_worker", None)) and "queue" in vars(receiver_module):
+        receiver_module.decoder_worker = _decoder_worker
+        receiver_module.RTCRtpReceiver.__init__ = _receiver_init  # type: ignore[method-assign]
+        _installed["inline_decode"] = True
     log.debug("aiortc audio hooks: %s", _installed)
     return dict(_installed)
 

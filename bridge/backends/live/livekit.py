@@ -214,7 +214,7 @@ class LiveKitTransport(CallbackHub):
             self._http = aiohttp.ClientSession()
         try:
             async with asyncio.timeout(timeout):
-                with loopback_candidates(self._loopback):
+                with loopback_candidates(self._loopback), fastaudio.fast_receive():
                     await self._connect_inner()
         except TimeoutError:
             await self._shutdown(send_leave=True)

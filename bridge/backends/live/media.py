@@ -6,11 +6,14 @@ import asyncio
 import collections
 import fractions
 import logging
+import math
+import weakref
 from collections.abc import Callable
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame
+from av import AudioFrame, CodecContext
+from av.packet import Packet
 
 from bridge.backends.live.transport import MIC_FRAME_SAMPLES, MIC_SAMPLE_RATE, TransportStats
 
@@ -20,27 +23,64 @@ _TIME_BASE = fractions.Fraction(1, MIC_SAMPLE_RATE)
 _FRAME_SECONDS = MIC_FRAME_SAMPLES / MIC_SAMPLE_RATE
 # When the loop falls this far behind the audio clock, restart the clock instead of bursting.
 _MAX_LAG_SECONDS = 0.2
+# After this many silent frames the encoder's output for digital silence no longer changes.
+_SILENCE_SETTLE_FRAMES = 5
+_grid_origins: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float] = weakref.WeakKeyDictionary()
+
+
+class MicOpusEncoder:
+    """Mono Opus for 20 ms int16 frames, encoded on the calling thread.
+
+    aiortc's own encoder resamples mono to stereo and encodes 96 kbps stereo in a thread pool;
+    voice for speech recognition needs neither (see :mod:`bridge.backends.live.fastaudio`).
+    """
+
+    def __init__(self, bitrate: int = 32000) -> None:
+        self.codec = CodecContext.create("libopus", "w")
+        self.codec.bit_rate = bitrate
+        self.codec.format = "s16"
+        self.codec.layout = "mono"
+        self.codec.sample_rate = MIC_SAMPLE_RATE
+        self.codec.time_base = _TIME_BASE
+        self.codec.options = {"application": "voip"}
+        self._frame = AudioFrame(format="s16", layout="mono", samples=MIC_FRAME_SAMPLES)
+        self._frame.sample_rate = MIC_SAMPLE_RATE
+        self._frame.time_base = _TIME_BASE
+
+    def encode(self, pcm: np.ndarray, pts: int) -> list[Packet]:
+        frame = self._frame  # libopus copies the samples during encode, so one frame is reused
+        frame.planes[0].update(pcm)
+        frame.pts = pts
+        packets = list(self.codec.encode(frame))
+        for packet in packets:  # our own clock: libopus' pre-skip makes its pts start negative
+            packet.pts = pts
+            packet.time_base = _TIME_BASE
+        return packets
 
 
 class MicTrack(MediaStreamTrack):
     """An outgoing audio track fed by ``push()``; silence when nothing is queued.
 
     aiortc's sender pulls ``recv()`` as fast as it returns, so this track sleeps until each 20 ms
-    frame is due. The queue is bounded: a full queue drops its oldest frame (counted in
-    ``stats.mic_dropped``) so latency never grows without bound.
+    frame is due. It returns Opus packets, not raw frames: aiortc then only packetises them. The
+    queue is bounded: a full queue drops its oldest frame (counted in ``stats.mic_dropped``) so
+    latency never grows without bound.
     """
 
     kind = "audio"
 
-    def __init__(self, stats: TransportStats, max_frames: int = 25) -> None:
+    def __init__(self, stats: TransportStats, max_frames: int = 25, bitrate: int = 32000) -> None:
         super().__init__()
         if max_frames < 1:
             raise ValueError("max_frames must be >= 1")
         self._stats = stats
         self._queue: collections.deque[np.ndarray] = collections.deque(maxlen=max_frames)
-        self._silence = np.zeros((1, MIC_FRAME_SAMPLES), dtype=np.int16)
+        self._silence = np.zeros(MIC_FRAME_SAMPLES, dtype=np.int16)
+        self._encoder = MicOpusEncoder(bitrate)
         self._start: float | None = None
-        self._pts = 0
+        self._pts = -MIC_FRAME_SAMPLES
+        self._silent_run = 0
+        self._silence_packet: bytes | None = None
 
     def push(self, pcm: np.ndarray) -> None:
         if pcm.dtype != np.int16 or pcm.size != MIC_FRAME_SAMPLES:
@@ -50,7 +90,7 @@ class MicTrack(MediaStreamTrack):
             )
         if len(self._queue) == self._queue.maxlen:
             self._stats.mic_dropped += 1
-        self._queue.append(pcm.reshape(1, MIC_FRAME_SAMPLES))
+        self._queue.append(np.ascontiguousarray(pcm).reshape(MIC_FRAME_SAMPLES))
 
     def clear(self) -> None:
         self._queue.clear()
@@ -59,31 +99,53 @@ class MicTrack(MediaStreamTrack):
     def queued(self) -> int:
         return len(self._queue)
 
-    async def recv(self) -> AudioFrame:
+    def _grid_start(self, now: float) -> float:
+        """The next 20 ms tick of a grid shared by every mic track on this loop.
+
+        Tracks whose frames fall due at the same instant are woken by one event-loop iteration,
+        so N sessions cost one wake-up per 20 ms instead of N.
+        """
+        origin = _grid_origins.setdefault(asyncio.get_running_loop(), now)
+        ticks = math.ceil((now - origin) / _FRAME_SECONDS - 1e-9)
+        return origin + ticks * _FRAME_SECONDS - self._pts / MIC_SAMPLE_RATE
+
+    async def recv(self) -> Packet:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._start is None:
-            self._start = now
-        else:
+        while True:
             self._pts += MIC_FRAME_SAMPLES
+            now = loop.time()
+            if self._start is None:
+                self._start = self._grid_start(now)
             due = self._start + self._pts / MIC_SAMPLE_RATE
             if due - now < -_MAX_LAG_SECONDS:
-                self._start = now - self._pts / MIC_SAMPLE_RATE
-            elif due > now:
+                self._start = self._grid_start(now)
+                due = self._start + self._pts / MIC_SAMPLE_RATE
+            if due > now:
                 await asyncio.sleep(due - now)
+            packet = self._next_packet()
+            if packet is not None:
+                return packet
+
+    def _next_packet(self) -> Packet | None:
         if self._queue:
-            samples = self._queue.popleft()
+            self._silent_run = 0
             self._stats.mic_frames_sent += 1
+            packets = self._encoder.encode(self._queue.popleft(), self._pts)
         else:
-            samples = self._silence
             self._stats.mic_silence_frames += 1
-        frame = AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = MIC_SAMPLE_RATE
-        frame.pts = self._pts
-        frame.time_base = _TIME_BASE
-        return frame
+            self._silent_run += 1
+            if self._silent_run > _SILENCE_SETTLE_FRAMES and self._silence_packet is not None:
+                # The encoder has settled on digital silence: resend its packet instead of encoding.
+                packet = Packet(self._silence_packet)
+                packet.pts = self._pts
+                packet.time_base = _TIME_BASE
+                return packet
+            packets = self._encoder.encode(self._silence, self._pts)
+            if packets and self._silent_run == _SILENCE_SETTLE_FRAMES:
+                self._silence_packet = bytes(packets[0])
+        return packets[0] if packets else None
 
 
 def frame_to_pcm(frame: AudioFrame) -> tuple[np.ndarray, int, int]:

@@ -559,6 +559,8 @@ class BotSession:
                 "result": plan.moderation_passed, "user_input": plan.extras.get("user_input", ""),
                 "reason": plan.moderation_reason}))
         if plan.no_response_reason:
+            if plan.narrative is not None:
+                self._emit(self._behavior_tree(plan))
             self._emit(Envelope.wrapped("llm-no-response", {"reason": plan.no_response_reason}))
             self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
             return
@@ -576,42 +578,48 @@ class BotSession:
         if cfg.debug:
             self._metric("processing", "EmulatorLLM#0", time.monotonic() - started)
         if plan.narrative is not None:
-            self._emit(Envelope.wrapped("behavior-tree-response", {
-                "bt_code": plan.narrative.bt_code, "bt_constants": plan.narrative.bt_constants,
-                "narrative_section_id": plan.narrative.narrative_section_id}))
+            self._emit(self._behavior_tree(plan))
         if plan.actions:
             self._emit_all(self.env.actions(list(plan.actions)))
         if plan.emotion is not None:
             name, scale = plan.emotion
             self._emit_all(self.env.event("bot-emotion", {"emotion": name, "scale": int(scale)}, "wrapped"))
         if cfg.tts_enabled and plan.text.strip():
-            await self._speak(turn, plan.text, chunks, started)
+            await self._speak(turn, plan.text, started)
         self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
+
+    @staticmethod
+    def _behavior_tree(plan: TurnPlan) -> dict[str, Any]:
+        step = plan.narrative
+        assert step is not None
+        return Envelope.wrapped("behavior-tree-response", {
+            "bt_code": step.bt_code, "bt_constants": step.bt_constants,
+            "narrative_section_id": step.narrative_section_id})
 
     def _metric(self, kind: str, processor: str, seconds: float) -> None:
         self._emit(self.env.top("metrics", {kind: [{
             "processor": processor, "model": "convai-emulator", "value": round(seconds, 4)}]}))
 
-    async def clip_for(self, text: str, chunks: list[str]) -> Clip:
+    async def clip_for(self, text: str) -> Clip:
         options = self.config.clip_options()
         key = (text, self.persona.voice_key(), options)
         clip = self._clips.get(key)
         if clip is None:
             pcm = await self.persona.speech(text)
-            clip = await asyncio.get_running_loop().run_in_executor(None, build_clip, pcm, chunks, options)
+            clip = await asyncio.get_running_loop().run_in_executor(None, build_clip, pcm, text, options)
             self._clips.put(key, clip)
         return clip
 
-    async def _speak(self, turn: _Turn, text: str, chunks: list[str], started: float) -> None:
+    async def _speak(self, turn: _Turn, text: str, started: float) -> None:
         cfg = self.config
         turn.tts_open = True
         self._emit(self.env.top("bot-tts-started"))
-        clip = await self.clip_for(text, chunks)
+        clip = await self.clip_for(text)
         turn.clip = clip
         if cfg.debug:
             self._metric("ttfb", "EmulatorTTS#0", time.monotonic() - started)
         ids = {"response_id": turn.response_id}
-        words = list(zip(clip.word_ticks, chunks, strict=False))
+        words = clip.words
         next_word = 0
         next_chunk = 0
         next_audio = 0
@@ -634,7 +642,7 @@ class BotSession:
                 self._emit(self._blendshape_chunk(turn, frames_json))
                 next_chunk += 1
             while next_word < len(words) and words[next_word][0] <= tick:
-                self._emit(self.env.top("bot-tts-text", {"text": words[next_word][1].strip()}))
+                self._emit(self.env.top("bot-tts-text", {"text": words[next_word][1]}))
                 next_word += 1
 
         audible = cfg.audio_routing in ("audio_only", "both")

@@ -45,7 +45,7 @@ class Clip:
     audio_data: list[tuple[int, str]]  # (tick, message)
     blendshape_chunks: list[tuple[int, int, str]]  # (first frame tick, frame count, JSON array text)
     blendshape_frames: int
-    word_ticks: list[int]  # tick at which each text chunk is spoken
+    words: list[tuple[int, str]]  # (tick at which it is spoken, word)
 
     @property
     def ticks(self) -> int:
@@ -72,7 +72,7 @@ def _wav_header(n_bytes: int, rate: int) -> bytes:
     )
 
 
-def build_clip(pcm: np.ndarray, chunks: list[str], options: ClipOptions) -> Clip:
+def build_clip(pcm: np.ndarray, text: str, options: ClipOptions) -> Clip:
     """CPU work for one utterance: Opus, lip sync, data chunks (runs in a worker thread)."""
     samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
     packets = encode_pcm(samples)
@@ -84,7 +84,6 @@ def build_clip(pcm: np.ndarray, chunks: list[str], options: ClipOptions) -> Clip
     visemes: list[list[str]] = [[] for _ in range(ticks)]
     if options.visemes:
         opening = lipsync.envelope(samples, SAMPLE_RATE, options.viseme_fps)
-        text = "".join(chunks)
         for i, frame in enumerate(lipsync.viseme_frames(text, opening)):
             tick = min(ticks - 1, i * 1000 // (options.viseme_fps * TICK_MS))
             visemes[tick].append(dumps(Envelope.wrapped("visemes", {"visemes": frame})))
@@ -117,16 +116,18 @@ def build_clip(pcm: np.ndarray, chunks: list[str], options: ClipOptions) -> Clip
             tick = min(ticks - 1, first * 1000 // (options.neurosync_fps * TICK_MS))
             chunks_out.append((tick, len(part), dumps(part)))  # type: ignore[arg-type]
 
-    # Spread the text chunks over the voiced span in proportion to their length.
-    total = sum(len(c) for c in chunks) or 1
+    # Spread the words over the voiced span in proportion to their length.
+    words = text.split()
+    total = sum(len(w) for w in words) or 1
     first_v, last_v = voiced_ticks
     span = max(1, last_v - first_v)
     word_ticks: list[int] = []
     done = 0
-    for chunk in chunks:
+    for word in words:
         word_ticks.append(first_v + span * done // total)
-        done += len(chunk)
-    return Clip(packets, len(samples), voiced_ticks, visemes, audio_data, chunks_out, n_frames, word_ticks)
+        done += len(word)
+    return Clip(packets, len(samples), voiced_ticks, visemes, audio_data, chunks_out, n_frames,
+                list(zip(word_ticks, words, strict=True)))
 
 
 class ClipCache:

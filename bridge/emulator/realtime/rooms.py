@@ -13,7 +13,7 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -206,6 +206,7 @@ class RoomRegistry:
 
     def __init__(self, default_binding: Callable[[str], SessionBinding], empty_timeout_s: float = 30.0) -> None:
         self.rooms: dict[str, Room] = {}
+        self.closed_listeners: list[Callable[[Room], Awaitable[None]]] = []
         self.default_binding = default_binding
         self.empty_timeout_s = empty_timeout_s
 
@@ -229,6 +230,10 @@ class RoomRegistry:
     def _forget(self, room: Room) -> None:
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+        for listener in self.closed_listeners:
+            task = asyncio.ensure_future(listener(room))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() and log.error(
+                "room listener failed", exc_info=t.exception()))
 
     async def close_all(self) -> None:
         for room in list(self.rooms.values()):

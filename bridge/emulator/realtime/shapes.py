@@ -114,12 +114,16 @@ class Envelope:
             if where == "top":
                 out.append(self.top(type_, payload if payload else None))
             else:
-                inner = {"label": LABEL, **payload} if type_.startswith("bot-") and "speaking" in type_ else payload
-                out.append(self.wrapped(type_, inner))
+                out.append(self.wrapped(type_, payload))
         return out
 
     def speaking(self, type_: str, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self.event(type_, payload, self.shapes.speaking_events)
+        """Top level as pipecat sends it (no data); wrapped as the docs show it (inner label + ids)."""
+        placements: list[Placement] = [self.shapes.speaking_events]
+        if self.shapes.duplicate_events:
+            placements.append("wrapped" if placements[0] == "top" else "top")
+        return [self.top(type_) if where == "top" else self.wrapped(type_, {"label": LABEL, **payload})
+                for where in placements]
 
     def turn_completed(self, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
         return self.event("bot-turn-completed", payload, self.shapes.turn_completed)

@@ -1,0 +1,24 @@
+using System;
+
+namespace ConvaiBridge.Tests
+{
+    /// <summary>Unit tests entry point: `mono unit.exe VECTOR_DIR`; prints `RESULT passed=N failed=M`.</summary>
+    public static class UnitMain
+    {
+        public static int Main(string[] args)
+        {
+            if (args.Length < 1)
+            {
+                Console.Error.WriteLine("usage: unit.exe PATH/TO/protocol/vectors");
+                return 2;
+            }
+            var runner = new TestRunner();
+            CodecTests.VectorDir = args[0];
+            VectorTests.Register(runner, args[0]);
+            runner.AddAll(typeof(CodecTests));
+            runner.Run();
+            Console.WriteLine("RESULT passed=" + runner.Passed + " failed=" + runner.Failed);
+            return runner.Failed == 0 ? 0 : 1;
+        }
+    }
+}
