@@ -16,6 +16,8 @@ namespace ConvaiBridge.Tests
             CodecTests.VectorDir = args[0];
             VectorTests.Register(runner, args[0]);
             runner.AddAll(typeof(CodecTests));
+            runner.AddAll(typeof(RuntimeTests));
+            runner.AddAll(typeof(ClientLoopTests));
             runner.Run();
             Console.WriteLine("RESULT passed=" + runner.Passed + " failed=" + runner.Failed);
             return runner.Failed == 0 ? 0 : 1;

@@ -28,7 +28,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiohttp
@@ -42,10 +42,10 @@ from livekit.protocol import models, rtc
 import bridge
 from bridge.backends.errors import scrub
 from bridge.backends.live import fastaudio
-from bridge.backends.live.ice import is_loopback_url, loopback_candidates, rtc_configuration, select_ice_servers
+from bridge.backends.live.ice import is_loopback_url, rtc_configuration, select_ice_servers
 from bridge.backends.live.media import MicTrack, pump_track
 from bridge.backends.live.sdpinfo import media_msids
-from bridge.backends.live.transport import CallbackHub, TransportError
+from bridge.backends.live.transport import TransportBase, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ RELIABLE_LABEL = "_reliable"
 LOSSY_LABEL = "_lossy"
 PUBLISHER = rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
-_T = TypeVar("_T")
 
 
 def signal_url(room_url: str, path: str) -> str:
@@ -123,7 +122,7 @@ class _Peer:
             await self.pc.addIceCandidate(None)
 
 
-class LiveKitTransport(CallbackHub):
+class LiveKitTransport(TransportBase):
     """One participant in a LiveKit room talking RTVI to the bot participant.
 
     ``bot_identity`` restricts bot audio to that participant's tracks (default: any remote audio).
@@ -146,7 +145,7 @@ class LiveKitTransport(CallbackHub):
         mic_queue_frames: int = 25,
         http: aiohttp.ClientSession | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(loopback=is_loopback_url(room_url) if loopback is None else loopback, secrets=(token,))
         fastaudio.install()
         self._room_url = room_url
         self._token = token
@@ -156,7 +155,6 @@ class LiveKitTransport(CallbackHub):
         self._ice_override = ice_servers
         self._relay_only = relay_only
         self._prefer_tcp_turn = prefer_tcp_turn
-        self._loopback = is_loopback_url(room_url) if loopback is None else loopback
         self._http = http
         self._own_http = http is None
         self._mic = MicTrack(self.stats, max_frames=mic_queue_frames)
@@ -175,8 +173,6 @@ class LiveKitTransport(CallbackHub):
         self._answer_waiter: asyncio.Future[None] | None = None
         self._offer_id = 0
         self._negotiate_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._dead: asyncio.Future[None] | None = None
         self._send_seq = 0
         self._seen_seq: dict[str, int] = {}
         self._last_pong = 0.0
@@ -203,36 +199,6 @@ class LiveKitTransport(CallbackHub):
     def mic_queued(self) -> int:
         return self._mic.queued
 
-    async def connect(self, timeout: float) -> None:
-        if self._state != "new":
-            raise TransportError("rtc_closed", "a transport connects once; make a new one", False)
-        self._state = "connecting"
-        loop = asyncio.get_running_loop()
-        self._dead = loop.create_future()
-        self._dead.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
-        if self._http is None:
-            self._http = aiohttp.ClientSession()
-        try:
-            async with asyncio.timeout(timeout):
-                with loopback_candidates(self._loopback), fastaudio.fast_receive():
-                    await self._connect_inner()
-        except TimeoutError:
-            await self._shutdown(send_leave=True)
-            self._state = "failed"
-            raise TransportError("rtc_timeout", f"not connected within {timeout:g} s", True) from None
-        except TransportError:
-            await self._shutdown(send_leave=True)
-            self._state = "failed"
-            raise
-        except Exception as exc:
-            log.debug("connect failed", exc_info=True)
-            await self._shutdown(send_leave=True)
-            self._state = "failed"
-            raise TransportError(
-                "rtc_protocol_error", scrub(f"{type(exc).__name__}: {exc}", [self._token]), True
-            ) from None
-        self._set_connected()
-
     async def send_json(self, message: dict[str, Any]) -> None:
         self._check_usable()
         if not self._reliable_open.is_set():
@@ -258,17 +224,11 @@ class LiveKitTransport(CallbackHub):
         """Drop queued mic frames (e.g. on push-to-talk release)."""
         self._mic.clear()
 
-    async def close(self) -> None:
-        if self._state == "closed":
-            return
-        self._closing = True
-        self._set_terminal("closed", "closed by owner")
-        self._state = "closed"
-        await self._shutdown(send_leave=True)
-
     # ------------------------------------------------------------------ connecting
 
     async def _connect_inner(self) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
         if self._single_pc:
             try:
                 await self._open_signal("/rtc/v1", single=True)
@@ -324,7 +284,7 @@ class LiveKitTransport(CallbackHub):
             reason = await self._validate_reason(url)
             raise self._handshake_error(exc.status, reason) from None
         except (aiohttp.ClientError, OSError) as exc:
-            message = scrub(f"cannot reach the LiveKit server: {type(exc).__name__}: {exc}", [self._token])
+            message = scrub(f"cannot reach the LiveKit server: {type(exc).__name__}: {exc}", self._secrets)
             raise TransportError("rtc_unreachable", message, True) from None
 
     def _wrapped_join_request(self) -> str:
@@ -350,7 +310,7 @@ class LiveKitTransport(CallbackHub):
                     text = (await resp.text(errors="replace")).strip()
         except (aiohttp.ClientError, OSError, TimeoutError):
             return ""
-        return scrub(text[:200], [self._token])
+        return scrub(text[:200], self._secrets)
 
     @staticmethod
     def _handshake_error(status: int, reason: str) -> TransportError:
@@ -484,8 +444,8 @@ class LiveKitTransport(CallbackHub):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("LiveKit signalling failed: %s", scrub(str(exc), [self._token]), exc_info=True)
-            reason = scrub(f"signalling failed: {type(exc).__name__}: {exc}", [self._token])
+            log.warning("LiveKit signalling failed: %s", scrub(str(exc), self._secrets), exc_info=True)
+            reason = scrub(f"signalling failed: {type(exc).__name__}: {exc}", self._secrets)
         if not self._closing:
             self._die("disconnected", reason)
 
@@ -510,6 +470,7 @@ class LiveKitTransport(CallbackHub):
             if waiter is not None and not waiter.done():
                 waiter.set_result(response.track_published.track)
         elif kind == "refresh_token":
+            self._secrets = (*self._secrets, response.refresh_token)
             self._token = response.refresh_token
         elif kind == "leave":
             leave = response.leave
@@ -639,56 +600,9 @@ class LiveKitTransport(CallbackHub):
             raise TransportError("rtc_closed", "the signalling connection is closed", True)
         await ws.send_bytes(request.SerializeToString())
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"livekit-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and not self._closing:
-            log.warning("%s failed: %s", task.get_name(), scrub(repr(exc), [self._token]))
-            if isinstance(exc, TransportError):
-                self._die("disconnected", exc.message)
-
-    def _check_usable(self) -> None:
-        if self._state in ("closed", "failed", "disconnected"):
-            raise TransportError("rtc_closed", f"the transport is {self._state}", True)
-
-    async def _until(self, aw: Awaitable[_T]) -> _T:
-        """Await ``aw`` unless the connection dies first (then raise its TransportError)."""
-        assert self._dead is not None
-        task = asyncio.ensure_future(aw)
-        done, _ = await asyncio.wait({task, self._dead}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        exc = self._dead.exception()
-        raise exc if exc is not None else TransportError("rtc_closed", "the transport closed", True)
-
-    def _die(self, state: str, reason: str) -> None:
-        """The connection ended on its own: report once, then tear down in the background."""
-        connecting = self._state == "connecting"
-        if self._dead is not None and not self._dead.done():
-            code = "rtc_ice_failed" if state == "failed" else "rtc_closed"
-            self._dead.set_exception(TransportError(code, reason, True))
-        if self._set_terminal(state, reason):
-            log.info("LiveKit transport %s: %s", state, reason)
-            if not connecting:  # connect() tears down itself
-                self._spawn(self._shutdown(send_leave=state == "disconnected"), "shutdown")
-
-    async def _shutdown(self, *, send_leave: bool) -> None:
-        self._closing = True
-        if self._dead is not None and not self._dead.done():
-            self._dead.set_exception(TransportError("rtc_closed", "the transport closed", True))
+    async def _shutdown(self, *, goodbye: bool) -> None:
         ws = self._ws
-        if send_leave and ws is not None and not ws.closed:
+        if goodbye and ws is not None and not ws.closed:
             leave = rtc.LeaveRequest(
                 can_reconnect=False,
                 reason=models.DisconnectReason.CLIENT_INITIATED,
@@ -697,11 +611,8 @@ class LiveKitTransport(CallbackHub):
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await ws.send_bytes(rtc.SignalRequest(leave=leave).SerializeToString())
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
         self._mic.stop()
+        await self._cancel_tasks()
         for peer in (self._pub, self._sub):
             if peer is not None:
                 with contextlib.suppress(Exception):
@@ -712,9 +623,6 @@ class LiveKitTransport(CallbackHub):
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None
-        pending = [t for t in self._tasks if t is not current]
-        if pending:
-            await asyncio.wait(pending, timeout=2)
 
 
 def _discard_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:

@@ -35,18 +35,26 @@ Contract details:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+from bridge.backends.errors import scrub
+from bridge.backends.live import fastaudio
+from bridge.backends.live.ice import loopback_candidates
 
 log = logging.getLogger(__name__)
 
 JsonCallback = Callable[[dict[str, Any], str], None]
 AudioCallback = Callable[[np.ndarray, int, int], None]
 StateCallback = Callable[[str, str | None], None]
+
+_T = TypeVar("_T")
 
 MIC_SAMPLE_RATE = 48000
 MIC_FRAME_SAMPLES = 960
@@ -116,21 +124,133 @@ def _ignore_state(state: str, reason: str | None) -> None:
     return None
 
 
-class CallbackHub:
-    """Owner callbacks plus the once-only state bookkeeping shared by every transport."""
+class TransportBase:
+    """Owner callbacks, once-only state reporting and task bookkeeping shared by the transports.
 
-    def __init__(self) -> None:
+    Subclasses implement ``_connect_inner()`` (runs under the connect timeout, inside the ICE and
+    audio scopes) and ``_shutdown(goodbye)`` (idempotent teardown; ``goodbye`` says whether to
+    tell the peer).
+    """
+
+    def __init__(self, *, loopback: bool, secrets: tuple[str, ...] = ()) -> None:
         self.on_json: JsonCallback = _ignore_json
         self.on_bot_audio: AudioCallback = _ignore_audio
         self.on_state: StateCallback = _ignore_state
         self.stats = TransportStats()
         self._state = "new"
         self._closing = False
+        self._loopback = loopback
+        self._secrets = secrets
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dead: asyncio.Future[None] | None = None
 
     @property
     def state(self) -> str:
         """``new`` → ``connecting`` → ``connected`` → ``disconnected``/``failed``/``closed``."""
         return self._state
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self, timeout: float) -> None:
+        if self._state != "new":
+            raise TransportError("rtc_closed", "a transport connects once; make a new one", False)
+        self._state = "connecting"
+        self._dead = asyncio.get_running_loop().create_future()
+        self._dead.add_done_callback(lambda f: None if f.cancelled() else f.exception())
+        try:
+            async with asyncio.timeout(timeout):
+                with loopback_candidates(self._loopback), fastaudio.fast_receive():
+                    await self._connect_inner()
+        except TimeoutError:
+            await self._fail_connect()
+            raise TransportError("rtc_timeout", f"not connected within {timeout:g} s", True) from None
+        except TransportError:
+            await self._fail_connect()
+            raise
+        except Exception as exc:
+            log.debug("connect failed", exc_info=True)
+            await self._fail_connect()
+            raise TransportError(
+                "rtc_protocol_error", scrub(f"{type(exc).__name__}: {exc}", self._secrets), True
+            ) from None
+        self._state = "connected"
+        self._call_state("connected", None)
+
+    async def close(self) -> None:
+        if self._state == "closed":
+            return
+        self._closing = True
+        self._state = "closed"
+        await self._shutdown(goodbye=True)
+
+    async def _fail_connect(self) -> None:
+        self._closing = True
+        await self._shutdown(goodbye=True)
+        self._state = "failed"
+
+    async def _connect_inner(self) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self, *, goodbye: bool) -> None:
+        raise NotImplementedError
+
+    def _die(self, state: str, reason: str) -> None:
+        """The connection ended on its own: report it once, then tear down in the background."""
+        if self._dead is not None and not self._dead.done():
+            code = "rtc_ice_failed" if state == "failed" else "rtc_closed"
+            self._dead.set_exception(TransportError(code, reason, True))
+        if self._closing or self._state in ("disconnected", "failed", "closed"):
+            return
+        was_connected = self._state == "connected"
+        log.info("%s %s: %s", type(self).__name__, state, reason)
+        if was_connected:  # during connect() the failure surfaces as connect()'s exception instead
+            self._state = state
+            self._closing = True
+            self._call_state(state, reason)
+            self._spawn(self._shutdown(goodbye=state == "disconnected"), "shutdown")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_usable(self) -> None:
+        if self._state in ("closed", "failed", "disconnected"):
+            raise TransportError("rtc_closed", f"the transport is {self._state}", True)
+
+    async def _until(self, aw: Awaitable[_T]) -> _T:
+        """Await ``aw`` unless the connection dies first (then raise its TransportError)."""
+        if self._dead is None:
+            raise TransportError("rtc_closed", "the transport is not connected", True)
+        task = asyncio.ensure_future(aw)
+        done, _ = await asyncio.wait({task, self._dead}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        exc = self._dead.exception()
+        raise exc if exc is not None else TransportError("rtc_closed", "the transport closed", True)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{type(self).__name__}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not self._closing:
+            log.warning("%s failed: %s", task.get_name(), scrub(repr(exc), self._secrets))
+            self._die("disconnected", exc.message if isinstance(exc, TransportError) else repr(exc))
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
 
     def _emit_json(self, message: dict[str, Any], sender: str) -> None:
         self.stats.json_in += 1
@@ -145,20 +265,6 @@ class CallbackHub:
             self.on_bot_audio(pcm, sample_rate, channels)
         except Exception:
             log.exception("on_bot_audio handler failed")
-
-    def _set_connected(self) -> None:
-        self._state = "connected"
-        self._call_state("connected", None)
-
-    def _set_terminal(self, state: str, reason: str | None) -> bool:
-        """Record the end of the connection; True the first time (the caller then tears down)."""
-        if self._state in ("disconnected", "failed", "closed"):
-            return False
-        was_connected = self._state == "connected"
-        self._state = "closed" if self._closing else state
-        if was_connected and not self._closing:
-            self._call_state(state, reason)
-        return True
 
     def _call_state(self, state: str, reason: str | None) -> None:
         try:
