@@ -148,6 +148,13 @@ class Session:
         self.emit("turn_started", {"turn": self.turn.id, "source": source})
         return self.turn.id
 
+    def _open(self) -> bool:
+        return self.turn is not None and not self.turn.completed
+
+    def _latest(self) -> _Turn:
+        """The current turn, or the last one if it just completed (late actions/emotion belong to it)."""
+        return self.turn if self.turn is not None else self._current()
+
     def _current(self) -> _Turn:
         if self.turn is None or self.turn.completed:
             # Backend-initiated output (greeting, voice turn without VAD events): open a turn for it.
@@ -215,22 +222,25 @@ class Session:
             turn.replied = True
             self.emit("bot_reply", {"turn": turn.id, "text": e.text}, ts=ts)
         elif isinstance(e, ev.BotSpeaking):
-            turn = self._current()
-            if e.started and not turn.speaking:
-                turn.speaking = True
-                turn.got_output = True
-                self.emit("bot_started_speaking", {"turn": turn.id}, ts=ts)
-            elif not e.started and turn.speaking:
-                turn.speaking = False
-                self._queue_event("bot_stopped_speaking", {"turn": turn.id}, ts)
+            if e.started:
+                turn = self._current()
+                if not turn.speaking:
+                    turn.speaking = True
+                    turn.got_output = True
+                    self.emit("bot_started_speaking", {"turn": turn.id}, ts=ts)
+            elif self._open() and self.turn.speaking:  # type: ignore[union-attr]
+                self.turn.speaking = False  # type: ignore[union-attr]
+                self._queue_event("bot_stopped_speaking", {"turn": self.turn.id}, ts)  # type: ignore[union-attr]
         elif isinstance(e, ev.Actions):
-            turn = self._current()
+            turn = self._latest()
             turn.got_output = True
             self.emit("actions", {"turn": turn.id, "actions": e.actions}, ts=ts)
         elif isinstance(e, ev.Emotion):
-            turn = self._current()
+            turn = self._latest()
             self.emit("emotion", {"turn": turn.id, "name": e.name, "scale": e.scale}, ts=ts)
         elif isinstance(e, ev.Visemes):
+            if not self._open():
+                return  # late lip sync of a finished (or interrupted) turn
             turn = self._current()
             offset = (
                 samples_for_seconds(e.seconds, self.audio["sample_rate"])
@@ -239,8 +249,11 @@ class Session:
             )
             self._queue_lipsync("visemes", {"turn": turn.id, "offset": offset, "weights": list(e.weights)}, (), ts)
         elif isinstance(e, ev.Blendshapes):
-            self._blendshapes(e, ts)
+            if self._open():
+                self._blendshapes(e, ts)
         elif isinstance(e, ev.LipsyncCancel):
+            if not self._open():
+                return
             turn = self._current()
             fields: dict[str, Any] = {"turn": turn.id}
             if e.valid_through_frame is not None and e.fps:

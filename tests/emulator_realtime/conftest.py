@@ -15,6 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from emu_lk_client import event_type  # noqa: E402
+
 from bridge.emulator.brain import ConversationStore  # noqa: E402
 from bridge.emulator.config import DEV_API_KEY, EmulatorConfig  # noqa: E402
 from bridge.emulator.realtime import RealtimeSettings, realtime_extension  # noqa: E402
@@ -25,7 +27,6 @@ from bridge.emulator.realtime.shapes import ShapeOptions  # noqa: E402
 from bridge.emulator.roster import load_roster  # noqa: E402
 from bridge.emulator.server import Emulator  # noqa: E402
 from bridge.emulator.voice import Synthesizer  # noqa: E402
-from emu_lk_client import event_type  # noqa: E402
 
 BRAKKA = "c0ffee00-0000-4000-8000-000000000001"
 

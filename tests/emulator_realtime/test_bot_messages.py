@@ -259,3 +259,14 @@ async def test_voice_turn_from_vad_and_force_stop(harness_factory) -> None:
     h.send({"label": "rtvi-ai", "type": "force-user-stopped-speaking", "id": "f1", "data": {}})
     assert h.of("vad-stt-stopped")[-1]["data"]["reason"] == "force_stopped"
     await h.wait_type("bot-turn-completed", count=2)
+
+
+async def test_abstaining_character_sends_llm_no_response(harness_factory) -> None:
+    from bridge.emulator.realtime.persona import TurnPlan
+
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
+    h.persona.respond = lambda text, message_id=None: TurnPlan(text="", no_response_reason="abstain")
+    h.send({"type": "user_text_message", "data": {"text": "..."}})
+    await h.wait_type("bot-turn-completed")
+    assert h.of("llm-no-response")[0]["data"]["reason"] == "abstain"
+    assert "bot-llm-started" not in h.types() and "bot-tts-started" not in h.types()

@@ -5,7 +5,7 @@ Speaks the signalling subset in the reference (v0 dual-PC ``/rtc``, v1 single-PC
 Opus track, answers RTVI ``client-ready`` with ``bot-ready`` and echoes every other message inside a
 ``server-message``. Candidates are trickled separately from the SDP, as the real server does.
 Fault switches (set on the server object between tests): ``no_pong``, ``refuse_join``,
-``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``). ``drop_socket()`` / ``send_leave()`` act
+``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``). ``drop_socket()`` / ``send_leave()`` act
 on live sessions.
 
 Run standalone (for benchmarks): ``python lt_fake_livekit.py --port-file PATH``.
@@ -117,6 +117,10 @@ class FakeSession:
         )
 
     async def run(self) -> None:
+        if self.server.silent:  # accept the socket, never join
+            async for _ in self.ws:
+                pass
+            return
         if self.server.refuse_join:
             await self.send(rtc.SignalResponse(leave=rtc.LeaveRequest(reason=models.DisconnectReason.JOIN_FAILURE)))
             await self.ws.close()
@@ -291,6 +295,7 @@ class FakeLiveKit:
         self.v1 = v1
         self.no_pong = False
         self.refuse_join = False
+        self.silent = False
         self.early_trickle = False
         self.sessions: list[FakeSession] = []
         self.paths: list[str] = []

@@ -22,6 +22,7 @@ from bridge.emulator.live_sessions import LiveSession, RoomGrant
 from bridge.emulator.roster import Character
 from bridge.emulator.state import ADDRESS, CONFIG, CONVERSATIONS, LIVE_SESSIONS, LIVEKIT, ROOM_PROVIDER, ROSTER, SYNTH
 
+from . import fastpath
 from .bot import BotConfig, BotSession
 from .characters import ConversationPersona, shapes_for
 from .direct import DirectServer, UnknownCharacter
@@ -71,7 +72,8 @@ class EmulatorRoomProvider:
     def binding(self, session: LiveSession) -> SessionBinding:
         settings = self.realtime.settings
         base = BotConfig(shapes=shapes_for(session.character), idle_warning_s=settings.idle_warning_s,
-                         idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s)
+                         idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s,
+                         viseme_fps=settings.viseme_fps)
         config = BotConfig.from_connect({**session.request, "session_id": session.session_id}, base)
         return SessionBinding(ConversationPersona(session.conversation, self.app[SYNTH]), config,
                               session_id=session.session_id, bot_identity=session.bot_identity,
@@ -104,7 +106,8 @@ def _default_bindings(app: web.Application, settings: RealtimeSettings
             raise UnknownCharacter(character_id or "")
         conversation = app[CONVERSATIONS].create(character)
         base = BotConfig(shapes=shapes_for(character), idle_warning_s=settings.idle_warning_s,
-                         idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s)
+                         idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s,
+                         viseme_fps=settings.viseme_fps)
         return SessionBinding(ConversationPersona(conversation, app[SYNTH]), BotConfig.from_connect(fields, base),
                               bot_name=character.name)
 
@@ -136,6 +139,7 @@ def register(app: web.Application) -> None:
 def install(app: web.Application, settings: RealtimeSettings) -> Realtime:
     # A loopback-bound emulator offers only 127.0.0.1 candidates; otherwise loopback is added.
     enable_loopback_candidates(only=_loopback_host(app[CONFIG].host))
+    fastpath.install()
     credentials = app[LIVEKIT]
     tokens = TokenAuthority(credentials.api_key, credentials.api_secret,
                             ttl=datetime.timedelta(seconds=app[CONFIG].token_ttl_s))

@@ -46,6 +46,7 @@ class BotConfig:
     blendshape_fps: int = 60
     blendshape_chunk: int = 10
     visemes: bool = True
+    viseme_fps: int = 100  # one frame per message; UE assumes 100 fps
     debug: bool = False
     audio_routing: str = "audio_only"
     audio_chunk_ms: int = 100
@@ -109,6 +110,7 @@ class BotConfig:
     def clip_options(self) -> ClipOptions:
         return ClipOptions(
             visemes=self.visemes and not self.neurosync,
+            viseme_fps=self.viseme_fps,
             neurosync_format=self.blendshape_format if self.neurosync else None,
             neurosync_fps=self.blendshape_fps,
             neurosync_chunk=self.blendshape_chunk,

@@ -25,6 +25,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
+from . import fastpath
 from .bot import BotSession
 from .channels import ChannelSender
 from .playout import Speaker
@@ -104,7 +105,8 @@ class DirectPeer:
 
     async def negotiate(self, sdp: str) -> str:
         pc = self.pc or self.new_pc()
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        with fastpath.receive_scope():
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         if not self._bot_track_attached:
             audio = next((t for t in pc.getTransceivers() if t.kind == "audio"), None)
             if audio is not None:  # transceiver 0 carries mic in and bot voice out

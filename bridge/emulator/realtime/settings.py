@@ -21,5 +21,6 @@ class RealtimeSettings:
     idle_warning_s: float | None = 300.0
     idle_remaining_s: int = 300
     llm_chunk_delay_s: float = 0.02
+    viseme_fps: int = 100  # visemes are one frame per data message: 100 fps is 100 messages/s
     # direct SDP transport: treat the peer as gone this long after its last "ping" (pipecat: 3 s)
     keepalive_grace_s: float = 3.0

@@ -32,6 +32,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 from livekit.protocol import models, rtc
 
+from . import fastpath
 from .channels import ChannelSender
 from .rooms import Room, RoomRegistry, make_sid
 from .settings import RealtimeSettings
@@ -299,7 +300,8 @@ class Participant:
     async def _on_offer(self, offer: rtc.SessionDescription) -> None:
         async with self._pub_lock:
             pc = self._publisher_pc()
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+            with fastpath.receive_scope():  # receivers are created here: decode the mic inline
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             mid_map: dict[str, str] = {}
             if self.single_pc:
                 mid_map = self._attach_bot_single_pc(pc)

@@ -41,7 +41,8 @@ class VadParams:
 
 
 def frame_dbfs(samples: np.ndarray) -> float:
-    data = samples.astype(np.float32)
+    """Frame level in dBFS from every 4th sample: plenty for an energy gate, a quarter of the work."""
+    data = samples[::4].astype(np.float32)
     power = float(np.dot(data, data)) / max(1, data.size)
     return 10.0 * math.log10(power / (32768.0 * 32768.0)) if power > 0 else -120.0
 

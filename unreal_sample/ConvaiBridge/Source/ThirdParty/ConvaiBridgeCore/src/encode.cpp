@@ -156,8 +156,6 @@ EncodeResult Encode(const Message& message) {
     return result;
   };
   if (message.Is<msg::Unknown>()) return fail("unknown_type", "cannot encode a message of unknown type");
-  if (message.id && (*message.id < 0 || *message.id > 0xffffffffLL))
-    return fail("invalid_field", "'id' must be a uint32");
   const bool id_optional = message.Is<msg::Error>();  // asynchronous errors carry no id
   if ((info.kind == MessageKind::Request || info.kind == MessageKind::Reply) && !message.id && !id_optional)
     return fail("missing_field", "'id' is required");

@@ -1,0 +1,35 @@
+"""Rooms with more than one participant: roster updates, data relay, leaving."""
+
+from __future__ import annotations
+
+from conftest import connect
+from emu_lk_client import LkClient
+from livekit.protocol import models
+
+from bridge.emulator.realtime import REALTIME
+from bridge.emulator.server import Emulator
+
+
+async def test_second_participant_sees_update_and_relayed_data(emulator: Emulator) -> None:
+    body = await connect(emulator)
+    first = LkClient(body["room_url"], body["token"])
+    await first.connect()
+    other_token = emulator.app[REALTIME].tokens.mint("observer", body["room_name"], name="Observer")
+    second = LkClient(body["room_url"], other_token)
+    await second.connect()
+    try:
+        assert second.join is not None
+        identities = {p.identity for p in second.join.other_participants}
+        assert first.join is not None and first.join.participant.identity in identities
+        await first.wait_for(lambda: any(
+            s.WhichOneof("message") == "update" and any(p.identity == "observer" for p in s.update.participants)
+            for s in first.signals), 5, "update")
+        second.send_json({"type": "app-note", "data": {"hello": 1}})  # not addressed to the bot only
+        await first.wait_for(lambda: any(r.sender == "observer" for r in first.messages), 5, "relay")
+        await second.close()
+        await first.wait_for(lambda: any(
+            s.WhichOneof("message") == "update" and any(
+                p.identity == "observer" and p.state == models.ParticipantInfo.State.DISCONNECTED
+                for p in s.update.participants) for s in first.signals), 5, "left")
+    finally:
+        await first.close()

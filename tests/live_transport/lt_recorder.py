@@ -1,0 +1,27 @@
+"""Collects what a transport hands its owner, for assertions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from lt_tone import to_mono
+
+from bridge.backends.live.transport import RealtimeTransport
+
+
+class Recorder:
+    def __init__(self, transport: RealtimeTransport) -> None:
+        self.json: list[tuple[dict[str, Any], str]] = []
+        self.audio: list[tuple[np.ndarray, int, int]] = []
+        self.states: list[tuple[str, str | None]] = []
+        transport.on_json = lambda message, sender: self.json.append((message, sender))
+        transport.on_bot_audio = lambda pcm, rate, channels: self.audio.append((pcm.copy(), rate, channels))
+        transport.on_state = lambda state, reason: self.states.append((state, reason))
+
+    def types(self) -> list[str]:
+        return [str(message.get("type")) for message, _ in self.json]
+
+    def bot_pcm(self, last_frames: int = 50) -> np.ndarray:
+        frames = self.audio[-last_frames:]
+        return np.concatenate([to_mono(pcm, channels) for pcm, _, channels in frames])
