@@ -104,6 +104,7 @@ class Session:
         self._resampler_key: tuple[int, int] | None = None
         self._audio_turn: int | None = None
         self._lipsync_cfg = lipsync or {"provider": "none"}
+        self._wants_lipsync = self._lipsync_cfg.get("provider", "none") != "none"
         self._envelope: EnvelopeLipSync | None = None
         self._in_anchor: float | None = None
         self._in_samples = 0.0
@@ -201,6 +202,8 @@ class Session:
 
     def _on_event(self, e: ev.Event) -> None:
         ts = time.time_ns() // 1000
+        if isinstance(e, ev.Visemes | ev.Blendshapes | ev.LipsyncCancel) and not self._wants_lipsync:
+            return
         if isinstance(e, ev.BotAudio):
             self._bot_audio(e, ts)
             return
@@ -297,6 +300,12 @@ class Session:
                     self.emit(
                         "session_state", {"state": "ready", "character_session_id": e.character_session_id}, ts=ts
                     )
+        elif isinstance(e, ev.StateChange):
+            fields = {"state": e.state, "attempt": e.attempt, "reason": e.reason}
+            if e.character_session_id:
+                self.character_session_id = e.character_session_id
+                fields["character_session_id"] = e.character_session_id
+            self.emit("session_state", fields, ts=ts)
         elif isinstance(e, ev.AudioEnd):
             self.end_turn_audio()
         elif isinstance(e, ev.ServerAck):

@@ -20,6 +20,8 @@ class Pacer:
 
     Model: the receiver starts playing the first sample when it arrives and plays continuously; when
     the producer falls behind (the receiver ran dry), the clock re-anchors instead of allowing a burst.
+    A chunk is released once the receiver's buffer plus the chunk fits in the lead, or at the latest
+    when the receiver would otherwise run dry.
     """
 
     def __init__(self, rate: int, lead_ms: float = 100.0) -> None:
@@ -52,7 +54,10 @@ class Pacer:
         else:
             # Receiver underran: it cannot have played more than it was given.
             anchor = max(self._anchor, now - self._sent / self.rate)
-        release_at = anchor + (self._sent + samples) / self.rate - self.lead_s
+        dry_at = anchor + self._sent / self.rate  # receiver runs out of audio
+        # Keep the receiver's buffer within the lead, but never hold audio back from a receiver that is
+        # about to run dry (a chunk longer than the lead, or lead 0).
+        release_at = min(dry_at + samples / self.rate - self.lead_s, dry_at)
         return max(0.0, release_at - now)
 
     async def wait_for(self, samples: int) -> float:

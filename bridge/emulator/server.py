@@ -20,6 +20,13 @@ __all__ = ["DEFAULT_CLI_PORT", "DEV_API_KEY", "Emulator", "EmulatorConfig", "run
 log = logging.getLogger(__name__)
 
 
+def default_extensions() -> list[Callable[[web.Application], None]]:
+    """The realtime side (LiveKit-compatible rooms, direct SDP) is part of the emulator by default."""
+    from bridge.emulator.realtime import register
+
+    return [register]
+
+
 class Emulator:
     """``async with Emulator(config) as emu:`` serves both Convai hosts on ``emu.rest_url``.
 
@@ -28,9 +35,9 @@ class Emulator:
     """
 
     def __init__(self, config: EmulatorConfig | None = None,
-                 extensions: Sequence[Callable[[web.Application], None]] = ()) -> None:
+                 extensions: Sequence[Callable[[web.Application], None]] | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.app = create_app(self.config, extensions)
+        self.app = create_app(self.config, default_extensions() if extensions is None else extensions)
         self._runner: web.AppRunner | None = None
         self.host = self.config.host
         self.port = self.config.port
@@ -84,7 +91,7 @@ class Emulator:
         await self.stop()
 
 
-async def serve(config: EmulatorConfig, extensions: Sequence[Callable[[web.Application], None]] = (),
+async def serve(config: EmulatorConfig, extensions: Sequence[Callable[[web.Application], None]] | None = None,
                 ready: Callable[[Emulator], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM."""
     stop = asyncio.Event()
@@ -98,6 +105,6 @@ async def serve(config: EmulatorConfig, extensions: Sequence[Callable[[web.Appli
         await stop.wait()
 
 
-def run_forever(config: EmulatorConfig, extensions: Sequence[Callable[[web.Application], None]] = (),
+def run_forever(config: EmulatorConfig, extensions: Sequence[Callable[[web.Application], None]] | None = None,
                 ready: Callable[[Emulator], None] | None = None) -> None:
     asyncio.run(serve(config, extensions, ready))

@@ -153,6 +153,16 @@ class Passthrough:
 
 
 @dataclass(frozen=True)
+class StateChange:
+    """The backend connection is reconnecting or has resumed (same character session)."""
+
+    state: str  # reconnecting | resumed
+    attempt: int | None = None
+    reason: str | None = None
+    character_session_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Closed:
     """The backend ended the session on its own (usage limit, kill-pipeline, idle timeout)."""
 
@@ -183,5 +193,6 @@ Event = (
     | ServerAck
     | BackendError
     | Passthrough
+    | StateChange
     | Closed
 )

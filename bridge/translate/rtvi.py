@@ -22,6 +22,7 @@ from bridge.audio.wav import decode_wav
 from bridge.translate import events as ev
 from bridge.translate.rest import parse_actions
 
+VISEME_FPS = 100  # Convai sends one viseme frame per message; clients (UE) play them at 100 fps
 VISEME_KEYS = ("sil", "pp", "ff", "th", "dd", "kk", "ch", "ss", "nn", "rr", "aa", "e", "ih", "oh", "ou")
 
 # Known types with nothing for the engine: why each is ignored.
@@ -89,6 +90,7 @@ class RtviTranslator:
         self._recent: OrderedDict[str, float] = OrderedDict()
         self._last_final: tuple[str, float] | None = None
         self._blend_frames = 0
+        self._viseme_frames = 0
 
     def _duplicate(self, kind: str, payload: dict[str, Any], now: float) -> bool:
         key = kind + json.dumps(payload, sort_keys=True, default=str)
@@ -133,6 +135,7 @@ class RtviTranslator:
 
     def bot_started(self, p: dict[str, Any], now: float) -> list[ev.Event]:
         self._blend_frames = 0
+        self._viseme_frames = 0
         return [ev.BotSpeaking(True)]
 
     def actions(self, p: dict[str, Any], now: float) -> list[ev.Event]:
@@ -157,7 +160,9 @@ class RtviTranslator:
             return []
         lower = {str(k).lower(): v for k, v in raw.items()}
         weights = [float(lower.get(k, 0.0) or 0.0) for k in VISEME_KEYS]
-        seconds = p.get("timestamp") if isinstance(p.get("timestamp"), int | float) else None
+        # Frames carry no time: frame k of a reply plays k/100 s after the audio starts.
+        seconds = self._viseme_frames / VISEME_FPS
+        self._viseme_frames += 1
         return [ev.Visemes(weights, seconds)]
 
     def blendshapes(self, p: dict[str, Any], now: float) -> list[ev.Event]:

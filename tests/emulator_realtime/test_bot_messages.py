@@ -270,3 +270,20 @@ async def test_abstaining_character_sends_llm_no_response(harness_factory) -> No
     await h.wait_type("bot-turn-completed")
     assert h.of("llm-no-response")[0]["data"]["reason"] == "abstain"
     assert "bot-llm-started" not in h.types() and "bot-tts-started" not in h.types()
+
+
+async def test_barge_in_interrupts_the_bot(harness_factory) -> None:
+    import numpy as np
+
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
+    h.send({"type": "user_text_message", "data": {"text": "tell me about the dragon attack on the village"}})
+    await h.wait_type("bot-started-speaking", timeout=15)
+    loud = (6000 * np.sin(2 * np.pi * 200 * np.arange(960) / 48000)).astype(np.int16)
+    for _ in range(15):
+        h.bot.feed_mic(loud, 0.02)
+    types = h.types()
+    cut = types.index("bot-interrupted")
+    assert types.index("bot-turn-completed") > cut and types.index("vad-stt-started") > cut
+    assert h.of("bot-turn-completed")[0]["data"]["was_interrupted"] is True
+    await asyncio.sleep(0.05)
+    assert not h.speaker.speaking

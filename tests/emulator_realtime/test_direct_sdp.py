@@ -181,3 +181,17 @@ async def test_keepalive_lapse_parks_messages(emulator: Emulator) -> None:
         await client.wait(lambda: client.pc_id not in emulator.app[REALTIME].direct.peers, 5, "closed")
     finally:
         await client.close()
+
+
+async def test_offer_can_join_a_connect_session(emulator: Emulator) -> None:
+    from conftest import connect
+
+    body = await connect(emulator, narrative_template_keys={"player_name": "Ilse"})
+    client = DirectClient(emulator.base_url)
+    assert await client.start(request_data={"session_id": body["session_id"]}) == 200
+    try:
+        await client.wait(lambda: "interaction-created" in client.types(), 10, "greeting")
+        created = next(m for _, m in client.messages if isinstance(m, dict) and event_type(m) == "interaction-created")
+        assert created["data"]["character_session_id"] == body["character_session_id"]
+    finally:
+        await client.close()

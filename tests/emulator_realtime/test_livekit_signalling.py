@@ -148,7 +148,7 @@ async def test_voice_turn_over_the_microphone(emulator: Emulator) -> None:
         assert final.startswith("(voice input, ") and final.endswith(" seconds)")
         seconds = float(final.split(", ")[1].split(" ")[0])
         assert 1.2 <= seconds <= 4.0
-        await client.wait_type("bot-turn-completed", 20)
+        await client.wait_type("bot-llm-stopped", 20)
         types = client.types()
         assert types.index("vad-stt-started") < types.index("vad-stt-stopped") < types.index("bot-llm-started")
     finally:

@@ -33,3 +33,19 @@ async def test_second_participant_sees_update_and_relayed_data(emulator: Emulato
                 for p in s.update.participants) for s in first.signals), 5, "left")
     finally:
         await first.close()
+
+
+async def test_kill_pipeline_ends_room_and_session(emulator: Emulator) -> None:
+    from bridge.emulator.state import LIVE_SESSIONS
+
+    body = await connect(emulator)
+    client = LkClient(body["room_url"], body["token"])
+    await client.connect()
+    try:
+        client.send_json({"label": "rtvi-ai", "type": "kill-pipeline", "id": "k1", "data": {}})
+        await client.wait_for(lambda: any(s.WhichOneof("message") == "leave" for s in client.signals), 5, "leave")
+        ack = next(r.message for r in client.messages if r.message.get("id") == "k1")
+        assert ack["extras"]["room_name"] == body["room_name"]
+        await client.wait_for(lambda: emulator.app[LIVE_SESSIONS].get(body["session_id"]) is None, 5, "session end")
+    finally:
+        await client.close()

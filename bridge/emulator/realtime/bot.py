@@ -164,6 +164,7 @@ class BotSession:
         self._on_close_request = on_close_request
         self._clips = clip_cache or SHARED_CLIPS
         self.participant_identity = participant_identity
+        self.room_name = ""  # set by the LiveKit room hosting this bot
         self.user_id = ""
         self.interaction_id = f"int_{uuid.uuid4().hex[:12]}"
         self._turn: _Turn | None = None
@@ -418,7 +419,7 @@ class BotSession:
         return UpdateResult(), None
 
     def _on_kill(self, _data: Any, _id: str | None) -> Handled:
-        return UpdateResult(extras={"room_name": self.config.session_id}), lambda: self._request_close("kill-pipeline")
+        return UpdateResult(extras={"room_name": self.room_name}), lambda: self._request_close("kill-pipeline")
 
     def _on_usage_toggle(self, data: Any, _id: str | None) -> Handled:
         enabled = bool(data.get("enabled")) if isinstance(data, Mapping) else False

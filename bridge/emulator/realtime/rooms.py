@@ -75,6 +75,7 @@ class Room:
         self.bot = BotSession(binding.persona, binding.config, self._bot_send, self.speaker,
                               on_close_request=self._bot_close_request,
                               participant_identity=self.bot_identity)
+        self.bot.room_name = name
         self.members: dict[str, RoomMember] = {}
         self._on_closed = on_closed
         self._empty_task: asyncio.Task[None] | None = None

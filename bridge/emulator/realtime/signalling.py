@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import gzip
 import json
 import logging
@@ -30,6 +31,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
+from google.protobuf import json_format
 from livekit.protocol import models, rtc
 
 from . import fastpath
@@ -192,8 +194,6 @@ class Participant:
                         continue
                     await self._on_request(request)
                 elif msg.type == WSMsgType.TEXT:  # JSON SignalRequest, tolerated like the JS client does
-                    from google.protobuf import json_format
-
                     try:
                         request = json_format.Parse(msg.data, rtc.SignalRequest())
                     except json_format.ParseError:
@@ -250,7 +250,7 @@ class Participant:
             await self.room.broadcast_update(self.info(), exclude=self)
         elif kind == "update_metadata":
             if request.update_metadata.metadata:
-                self.grant = type(self.grant)(**{**self.grant.__dict__, "metadata": request.update_metadata.metadata})
+                self.grant = dataclasses.replace(self.grant, metadata=request.update_metadata.metadata)
             await self.room.broadcast_update(self.info(), exclude=self)
         else:
             log.debug("ignored signal request %s", kind)

@@ -1,0 +1,410 @@
+"""`live` backend: Convai's Live API — `POST /connect`, then a WebRTC transport carrying RTVI + audio.
+
+The backend owns the RTVI handshake (client-ready until bot-ready, text queued until then), maps
+engine requests to Convai client messages and waits briefly for their `server-response`, gates the
+always-on bot track into turns (audio flows to the session only while the bot speaks, plus a short
+drain after it stops so the tail is not cut), and re-joins with the same character_session_id when
+the transport dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+import bridge
+from bridge.audio.frames import Framer
+from bridge.audio.resample import StreamResampler
+from bridge.backends.base import Backend, BackendContext, OpenParams
+from bridge.backends.errors import ConvaiHTTPError
+from bridge.backends.live.connect import connect_session, disconnect_session
+from bridge.backends.live.transport import MIC_FRAME_SAMPLES, MIC_SAMPLE_RATE, TransportError
+from bridge.backends.retry import with_retries
+from bridge.translate import events as ev
+from bridge.translate.rtvi import RtviTranslator
+from bridge.wire.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+RTVI_VERSION = "1.2.0"
+READY_TIMEOUT_S = 10.0
+CLIENT_READY_RETRY_S = 1.0
+ACK_TIMEOUT_S = 2.0
+DRAIN_S = 0.3
+PREROLL_FRAMES = 15
+SILENCE_PEAK = 64
+MAX_RESUME_ATTEMPTS = 3
+MAX_QUEUED_BEFORE_READY = 8
+
+
+def connect_body(p: OpenParams) -> dict[str, Any]:
+    """The `/connect` JSON for a session_open (Convai field names; only what the engine set)."""
+    body: dict[str, Any] = {"character_id": p.character_id, "transport": "livekit"}
+    body["connection_type"] = p.connection_type or "audio"
+    for key in ("character_session_id", "end_user_id", "end_user_metadata", "dynamic_info"):
+        value = getattr(p, key)
+        if value:
+            body[key] = value
+    if p.scene_description:
+        body["scene_description"] = p.scene_description
+    if p.narrative_template_keys:
+        body["narrative_template_keys"] = p.narrative_template_keys
+    if p.action_config:
+        body["action_config"] = p.action_config
+    if p.debug:
+        body["debug"] = True
+    body["default_tts_enabled"] = p.voice
+    lipsync = p.lipsync or {}
+    if lipsync.get("provider") == "blendshapes":
+        body["blendshape_provider"] = "neurosync"
+        body["blendshape_config"] = {
+            "enable_chunking": True,
+            "chunk_size": 10,
+            "format": lipsync.get("format") or "mha",
+            "frames_buffer_duration": 0,
+            "output_fps": lipsync.get("fps") or 60,
+        }
+    elif lipsync.get("provider") == "visemes":
+        body["blendshape_provider"] = "ovr"
+    body["invocation_metadata"] = {"source": "convai-bridge", "client_version": bridge.__version__}
+    return body
+
+
+class LiveBackend(Backend):
+    name = "live"
+    capabilities = (
+        "audio_in",
+        "audio_out",
+        "text_stream",
+        "lipsync",
+        "lipsync_native",
+        "interrupt",
+        "triggers",
+        "context",
+        "tts_toggle",
+        "stt_toggle",
+    )
+
+    def __init__(self, ctx: BackendContext, params: OpenParams) -> None:
+        super().__init__(ctx, params)
+        self.transport = params.transport or "livekit"
+        if self.transport == "livekit" and not ctx.config.api_key:
+            raise ProtocolError("convai_unauthorized", "the daemon has no Convai API key configured", fatal=True)
+        lipsync = params.lipsync or {}
+        self.translator = RtviTranslator((params.action_config or {}).get("actions"), lipsync.get("fps") or 60)
+        self._rt: Any = None
+        self._session_id: str | None = None
+        self._ready = asyncio.Event()
+        self._client_ready_id = ""
+        self._acks: dict[str, deque[asyncio.Future[ev.ServerAck]]] = {}
+        self._closing = False
+        self._resuming: asyncio.Task[None] | None = None
+        self._speaking = False
+        self._drain_until = 0.0
+        self._draining = False
+        self._deferred: list[ev.Event] = []
+        self._preroll: deque[tuple[np.ndarray, int, int]] = deque(maxlen=PREROLL_FRAMES)
+        self._suppress = False
+        self._muted = False
+        self._mic_resampler: StreamResampler | None = None
+        self._mic_key: tuple[int, int] | None = None
+        self._mic_framer = Framer(MIC_FRAME_SAMPLES, 1)
+        self.stats = {"reconnects": 0, "bot_frames": 0, "mic_frames": 0}
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def _key(self) -> str:
+        return self.ctx.config.api_key.reveal() or ""
+
+    async def open(self) -> str:
+        await self._join(first=True)
+        return self.character_session_id or ""
+
+    async def _join(self, first: bool) -> None:
+        cfg = self.ctx.config
+        params = self.params
+        if self.transport == "sdp":
+            from bridge.backends.live.sdp import SmallWebRTCTransport
+
+            url = params.url or cfg.live_url.rstrip("/") + "/api/offer"
+            body = connect_body(params)
+            if self.character_session_id:
+                body["character_session_id"] = self.character_session_id
+            rt = SmallWebRTCTransport(url, request_data=body, http=self.ctx.http)
+        else:
+            from bridge.backends.live.livekit import LiveKitTransport
+
+            body = connect_body(params)
+            if self.character_session_id:
+                body["character_session_id"] = self.character_session_id
+            result = await with_retries(
+                lambda: connect_session(self.ctx.http, cfg.live_url, self._key, body, cfg.request_timeout_s),
+                max_retries=cfg.max_retries,
+                base=cfg.retry_base_s,
+                cap=cfg.retry_cap_s,
+            )
+            self._session_id = result.session_id
+            if result.character_session_id:
+                self.character_session_id = result.character_session_id
+            rt = LiveKitTransport(result.room_url, result.token, http=self.ctx.http)
+        rt.on_json = self._on_json
+        rt.on_bot_audio = self._on_bot_audio
+        rt.on_state = self._on_state
+        self._ready.clear()
+        try:
+            await rt.connect(timeout=cfg.request_timeout_s)
+        except TransportError as exc:
+            await self._disconnect_convai()
+            raise ProtocolError("transport_failed", f"WebRTC connection failed: {exc.message}", fatal=True) from exc
+        self._rt = rt
+        await self._handshake()
+
+    async def _handshake(self) -> None:
+        """client-ready until bot-ready (a server may also send bot-ready unprompted)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not self._ready.is_set():
+            self._client_ready_id = uuid.uuid4().hex
+            await self._send(
+                "client-ready",
+                {
+                    "version": RTVI_VERSION,
+                    "about": {"library": "convai-bridge", "library_version": bridge.__version__, "platform": "daemon"},
+                },
+                msg_id=self._client_ready_id,
+            )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProtocolError("transport_failed", "the character never sent bot-ready", fatal=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), min(CLIENT_READY_RETRY_S, remaining))
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._resuming:
+            self._resuming.cancel()
+        rt, self._rt = self._rt, None
+        if rt is not None:
+            with contextlib.suppress(Exception):
+                await rt.close()
+        await self._disconnect_convai()
+
+    async def _disconnect_convai(self) -> None:
+        sid, self._session_id = self._session_id, None
+        if sid and self.transport == "livekit":
+            with contextlib.suppress(ConvaiHTTPError):
+                await disconnect_session(self.ctx.http, self.ctx.config.live_url, sid)
+
+    def _on_state(self, state: str, reason: str | None) -> None:
+        if state == "connected" or self._closing:
+            return
+        log.info("live transport %s (%s); resuming", state, reason)
+        if self._resuming is None or self._resuming.done():
+            self._resuming = asyncio.get_running_loop().create_task(self._resume(reason or state))
+
+    async def _resume(self, reason: str) -> None:
+        """Re-join with the same character_session_id so Convai keeps the conversation's context."""
+        sink = self.ctx.sink
+        old, self._rt = self._rt, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.close()
+        self._end_audio_now()
+        sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
+        for attempt in range(1, MAX_RESUME_ATTEMPTS + 1):
+            sink(ev.StateChange("reconnecting", attempt, reason))
+            try:
+                await self._disconnect_convai()
+                await self._join(first=False)
+            except (ProtocolError, ConvaiHTTPError, TransportError) as exc:
+                log.warning("resume attempt %d failed: %s", attempt, exc)
+                await asyncio.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
+                continue
+            self.stats["reconnects"] += 1
+            sink(ev.StateChange("resumed", attempt, None, self.character_session_id))
+            return
+        sink(ev.BackendError("transport_failed", f"could not resume after {reason}", fatal=True, retryable=True))
+        sink(ev.Closed("error", "connection lost"))
+
+    # -- inbound -----------------------------------------------------------------------------------
+    def _on_json(self, message: dict[str, Any], sender: str) -> None:
+        if not isinstance(message, dict):
+            return
+        if message.get("type") == "bot-ready":
+            self._ready.set()
+            return
+        for event in self.translator.translate(message):
+            self._route(event)
+
+    def _route(self, event: ev.Event) -> None:
+        sink = self.ctx.sink
+        if isinstance(event, ev.ServerAck):
+            waiters = self._acks.get(event.event_type)
+            if waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(event)
+                return
+            if not event.ok:
+                sink(event)
+            return
+        if isinstance(event, ev.Ready):
+            self.character_session_id = event.character_session_id
+        if isinstance(event, ev.TurnStart | ev.UserTranscript):
+            self._suppress = False  # a new user turn: the bot may speak again
+        elif self._suppress and isinstance(
+            event, ev.BotText | ev.BotSpeaking | ev.Actions | ev.Emotion | ev.Visemes | ev.Blendshapes | ev.TurnEnd
+        ):
+            return  # leftovers of an interrupted reply
+        if isinstance(event, ev.BotSpeaking):
+            if event.started:
+                self._speaking = True
+                self._finish_drain()
+                sink(event)
+                while self._preroll:
+                    pcm, rate, channels = self._preroll.popleft()
+                    sink(ev.BotAudio(pcm, rate, channels))
+                return
+            self._speaking = False
+            self._draining = True
+            self._drain_until = time.monotonic() + DRAIN_S
+            self._deferred.append(event)
+            asyncio.get_running_loop().call_later(DRAIN_S, self._finish_drain)
+            return
+        if self._draining and not isinstance(event, ev.TurnStart | ev.UserTranscript):
+            self._deferred.append(event)  # keep order behind the audio tail
+            return
+        if self._draining:
+            self._finish_drain()
+        sink(event)
+
+    def _finish_drain(self) -> None:
+        if not self._draining:
+            return
+        self._draining = False
+        sink = self.ctx.sink
+        sink(ev.AudioEnd())
+        deferred, self._deferred = self._deferred, []
+        for event in deferred:
+            sink(event)
+
+    def _end_audio_now(self) -> None:
+        self._speaking = False
+        self._preroll.clear()
+        self._draining = False
+        self._deferred.clear()
+
+    def _on_bot_audio(self, pcm: np.ndarray, rate: int, channels: int) -> None:
+        self.stats["bot_frames"] += 1
+        if self._suppress or not self.params.voice:
+            return
+        if self._speaking:
+            self.ctx.sink(ev.BotAudio(pcm, rate, channels))
+            return
+        loud = pcm.size and int(np.abs(pcm).max()) > SILENCE_PEAK
+        if self._draining and time.monotonic() < self._drain_until:
+            if loud:
+                self.ctx.sink(ev.BotAudio(pcm, rate, channels))
+            return
+        if loud:
+            self._preroll.append((pcm, rate, channels))  # audio can beat bot-started-speaking
+        else:
+            self._preroll.clear()
+
+    # -- outbound ----------------------------------------------------------------------------------
+    async def _send(self, kind: str, data: dict[str, Any] | list[Any], msg_id: str | None = None) -> None:
+        rt = self._rt
+        if rt is None:
+            raise ProtocolError("session_not_ready", "the live connection is being re-established")
+        await rt.send_json({"label": "rtvi-ai", "type": kind, "id": msg_id or uuid.uuid4().hex, "data": data})
+
+    async def _request(self, kind: str, data: dict[str, Any] | list[Any]) -> dict[str, Any] | None:
+        """Send a Convai client message and wait briefly for its server-response."""
+        fut: asyncio.Future[ev.ServerAck] = asyncio.get_running_loop().create_future()
+        self._acks.setdefault(kind, deque()).append(fut)
+        try:
+            await self._send(kind, data)
+            ack = await asyncio.wait_for(fut, ACK_TIMEOUT_S)
+        except TimeoutError:
+            return {"acknowledged": False}  # servers may omit acks: the message was sent
+        finally:
+            waiters = self._acks.get(kind)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+        if not ack.ok:
+            raise ProtocolError("convai_error", ack.message or f"{kind} was refused")
+        result = dict(ack.extras)
+        if ack.message:
+            result["message"] = ack.message
+        return result
+
+    def _new_user_turn(self) -> None:
+        self._suppress = False
+
+    async def send_text(self, text: str) -> dict[str, Any] | None:
+        self._new_user_turn()
+        return await self._request("user_text_message", {"text": text})
+
+    def audio_in(self, pcm: np.ndarray, sample_rate: int, channels: int) -> None:
+        rt = self._rt
+        if rt is None or self._muted:
+            return
+        key = (sample_rate, channels)
+        if self._mic_resampler is None or self._mic_key != key:
+            self._mic_resampler = StreamResampler(sample_rate, MIC_SAMPLE_RATE, channels, 1)
+            self._mic_key = key
+        for frame in self._mic_framer.push(self._mic_resampler.process(pcm)):
+            self.stats["mic_frames"] += 1
+            rt.send_mic(frame.pcm.reshape(-1))
+
+    async def end_of_utterance(self) -> dict[str, Any] | None:
+        self._new_user_turn()
+        if self._mic_resampler is not None and self._rt is not None:
+            for frame in self._mic_framer.push(self._mic_resampler.flush()):
+                self._rt.send_mic(frame.pcm.reshape(-1))
+            tail = self._mic_framer.flush(pad=True)
+            if tail is not None:
+                self._rt.send_mic(tail.pcm.reshape(-1))
+            self._mic_resampler = None
+        return await self._request("force-user-stopped-speaking", {})
+
+    async def trigger(self, name: str, message: str | None) -> dict[str, Any] | None:
+        self._new_user_turn()
+        data = {"trigger_name": name}
+        if message:
+            data["trigger_message"] = message
+        return await self._request("trigger-message", data)
+
+    async def context_update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._request("context-update", fields)
+
+    async def dynamic_info(self, info: dict[str, Any]) -> dict[str, Any] | None:
+        return await self._request("update-dynamic-info", {"dynamic_info": info})
+
+    async def scene_update(self, scene: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return await self._request("update-scene-metadata", {"scene_metadata": scene})
+
+    async def template_keys(self, keys: dict[str, str]) -> dict[str, Any] | None:
+        return await self._request("update-template-keys", {"template_keys": keys})
+
+    async def interrupt(self) -> dict[str, Any] | None:
+        self._suppress = True
+        self._end_audio_now()
+        rt = self._rt
+        if rt is not None and hasattr(rt, "clear_mic"):
+            rt.clear_mic()
+        return await self._request("interrupt-bot", {})
+
+    async def tts_toggle(self, enabled: bool) -> dict[str, Any] | None:
+        return await self._request("tts-toggle", {"enabled": enabled})
+
+    async def stt_toggle(self, muted: bool) -> dict[str, Any] | None:
+        self._muted = muted
+        return await self._request("stt-toggle", {"muted": muted})
+
