@@ -29,10 +29,12 @@ VISEME_INDEX: dict[str, int] = {name: i for i, name in enumerate(VISEME_NAMES)}
 # Envelope tuning. Levels are dBFS of the DC-blocked signal.
 GATE_DB = -55.0  # below this a frame is silence whatever the recent peak
 RANGE_DB = 30.0  # openness spans [peak - RANGE_DB, peak]
-PEAK_INIT_DB = -20.0  # assumed speech level before any has been heard; the reference never sinks below it
+PEAK_INIT_DB = -20.0  # assumed speech level before any is heard; the reference decays no lower (unless calibrated)
 PEAK_RELEASE_DB_PER_S = 6.0  # how fast the loudness reference decays after loud passages
 ATTACK_S = 0.015  # mouth opens quickly...
-RELEASE_S = 0.070  # ...and closes a little slower, as real mouths do
+RELEASE_S = 0.050  # ...and closes a little slower, as real mouths do
+CLOSED_BELOW = 0.02  # a closing mouth snaps shut here instead of creeping towards 0 forever
+REFERENCE_RANGE_DB = (-45.0, 0.0)  # clamp for a whole clip's measured speech level
 FEATURE_SMOOTH_S = 0.030  # smoothing of the spectral shape features
 LOW_CUT_HZ = 70.0
 HIGH_BAND_HZ = 4000.0  # sibilance band start; capped below Nyquist for low rates
@@ -96,7 +98,9 @@ class EnvelopeLipSync:
     the frames do not depend on how the audio was chunked.
     """
 
-    def __init__(self, rate: int, fps: float = 100, channels: int = 1) -> None:
+    def __init__(self, rate: int, fps: float = 100, channels: int = 1, reference_db: float | None = None) -> None:
+        """``reference_db`` is the expected speech level (dBFS RMS); unknown for a live stream, in which
+        case the envelope starts from ``PEAK_INIT_DB`` and adapts downwards at ``PEAK_RELEASE_DB_PER_S``."""
         self.rate = validate_rate(rate)
         self.channels = validate_channels(channels)
         if not 1 <= fps <= 1000:
@@ -110,6 +114,10 @@ class EnvelopeLipSync:
         self._feature_alpha = 1.0 - math.exp(-frame_s / FEATURE_SMOOTH_S)
         self._peak_decay = PEAK_RELEASE_DB_PER_S * frame_s
         self._masks: dict[int, tuple[np.ndarray, ...]] = {}
+        if reference_db is None:
+            self._reference_db = PEAK_INIT_DB
+        else:
+            self._reference_db = min(max(reference_db, REFERENCE_RANGE_DB[0]), REFERENCE_RANGE_DB[1])
         self.reset()
 
     def reset(self) -> None:
@@ -119,13 +127,15 @@ class EnvelopeLipSync:
         self._pending_start = 0  # turn sample offset of _pending[0]
         self._index = 0
         self._open = 0.0
-        self._peak_db = PEAK_INIT_DB
+        self._peak_db = self._reference_db
         # Smoothed spectral features: sibilance, jaw opening (F1), frontness (F2).
         self._features = np.zeros(3)
 
     def push(self, pcm: np.ndarray) -> list[VisemeFrame]:
         """Analyse the next int16 chunk and return every viseme frame it completes."""
         mono = as_frames(pcm, self.channels).astype(np.float64).mean(axis=1) / 32768.0
+        if not mono.shape[0]:
+            return []
         filtered, self._zi_dc = signal.sosfilt(self._sos_dc, mono, zi=self._zi_dc)
         self._pending = np.concatenate([self._pending, filtered])
         out: list[VisemeFrame] = []
@@ -173,11 +183,13 @@ class EnvelopeLipSync:
     def _weights(self, block: np.ndarray) -> tuple[float, ...]:
         total = float(np.mean(block**2)) if block.shape[0] else 0.0
         level_db = 10.0 * math.log10(total) if total > 1e-20 else -200.0
-        self._peak_db = max(level_db, self._peak_db - self._peak_decay, PEAK_INIT_DB)
+        self._peak_db = max(level_db, self._peak_db - self._peak_decay, min(PEAK_INIT_DB, self._reference_db))
         floor_db = max(self._peak_db - RANGE_DB, GATE_DB)
         target = min(1.0, max(0.0, (level_db - floor_db) / max(self._peak_db - floor_db, 1e-6)))
         coeff = self._attack if target > self._open else self._release
         self._open += coeff * (target - self._open)
+        if target == 0.0 and self._open < CLOSED_BELOW:
+            self._open = 0.0
 
         if level_db > GATE_DB and block.shape[0] >= 8:
             f, speech, high, f1, f2_low, f2_high = self._band_masks(block.shape[0])
@@ -220,7 +232,22 @@ def _ramp(value: float, lo: float, hi: float) -> float:
     return min(1.0, max(0.0, (value - lo) / (hi - lo)))
 
 
+def speech_level_db(pcm: np.ndarray, rate: int, channels: int = 1) -> float:
+    """Loud-speech level of a clip: the 90th percentile of 10 ms RMS, in dBFS (-inf for silence)."""
+    mono = as_frames(pcm, channels).astype(np.float64).mean(axis=1) / 32768.0
+    hop = max(1, rate // 100)
+    usable = mono[: mono.shape[0] // hop * hop].reshape(-1, hop)
+    if not usable.shape[0]:
+        return float("-inf")
+    energy = float(np.percentile(np.mean(usable**2, axis=1), 90))
+    return 10.0 * math.log10(energy) if energy > 1e-20 else float("-inf")
+
+
 def envelope_visemes(pcm: np.ndarray, rate: int, fps: float = 100, channels: int = 1) -> list[VisemeFrame]:
-    """Viseme frames for a whole clip (e.g. a REST reply), ending with a closing ``sil`` frame."""
-    lipsync = EnvelopeLipSync(rate, fps, channels)
+    """Viseme frames for a whole clip (e.g. a REST reply), ending with a closing ``sil`` frame.
+
+    Knowing the whole clip, it calibrates the envelope to the clip's own speech level first, so quiet
+    and loud TTS voices open the mouth alike.
+    """
+    lipsync = EnvelopeLipSync(rate, fps, channels, reference_db=speech_level_db(pcm, rate, channels))
     return lipsync.push(pcm) + lipsync.flush()

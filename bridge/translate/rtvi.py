@@ -45,7 +45,8 @@ IGNORED = {
     "reset-idle-timer": "acknowledged by server-response",
 }
 
-# Types that may arrive both top-level and wrapped (or twice in one shape) within a short window.
+# Types that may arrive both top-level and wrapped: the copy in the other shape within the window is dropped.
+# Same-shape repeats are real events (two replies can start within a second) and are kept.
 DEDUPED = {
     "bot-started-speaking",
     "bot-stopped-speaking",
@@ -57,7 +58,7 @@ DEDUPED = {
     "user-transcription",
     "user-started-speaking",
 }
-DEDUP_WINDOW_S = 1.0
+DEDUP_WINDOW_S = 0.5
 
 
 def demux(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -87,24 +88,28 @@ class RtviTranslator:
     def __init__(self, allowed_actions: list[str] | None = None, blendshape_fps: int = 60) -> None:
         self.allowed_actions = allowed_actions
         self.blendshape_fps = blendshape_fps
-        self._recent: OrderedDict[str, float] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self._last_final: tuple[str, float] | None = None
         self._blend_frames = 0
         self._viseme_frames = 0
 
-    def _duplicate(self, kind: str, payload: dict[str, Any], now: float) -> bool:
+    def _duplicate(self, kind: str, payload: dict[str, Any], wrapped: bool, now: float) -> bool:
         key = kind + json.dumps(payload, sort_keys=True, default=str)
-        while self._recent and next(iter(self._recent.values())) < now - DEDUP_WINDOW_S:
+        while self._recent and next(iter(self._recent.values()))[0] < now - DEDUP_WINDOW_S:
             self._recent.popitem(last=False)
-        if key in self._recent:
+        seen = self._recent.get(key)
+        if seen is not None and seen[1] != wrapped:
+            del self._recent[key]
             return True
-        self._recent[key] = now
+        self._recent[key] = (now, wrapped)
+        self._recent.move_to_end(key)
         return False
 
     def translate(self, message: dict[str, Any]) -> list[ev.Event]:
         kind, p = demux(message)
         now = time.monotonic()
-        if kind in DEDUPED and self._duplicate(kind, p, now):
+        wrapped = message.get("type") == "server-message"
+        if kind in DEDUPED and self._duplicate(kind, p, wrapped, now):
             return []
         handler = _HANDLERS.get(kind)
         if handler is not None:

@@ -109,7 +109,7 @@ void OnMessage(Game& g, NpcId npc, const Message& m) {
     n.turns[t->turn].source = t->source;
   } else if (const auto* t = m.As<cvb::msg::UserTranscript>()) {
     n.turns[t->turn].transcript = t->text;
-    n.turns[t->turn].transcript_final = t->final_;
+    n.turns[t->turn].transcript_final = t->final;
   } else if (const auto* t = m.As<cvb::msg::BotText>()) {
     n.turns[t->turn].bot_text += t->text;
   } else if (const auto* t = m.As<cvb::msg::BotReply>()) {

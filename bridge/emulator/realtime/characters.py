@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -26,14 +27,8 @@ def estimate_tokens(text: str) -> int:
 
 def shapes_for(character: Character, base: ShapeOptions | None = None) -> ShapeOptions:
     """The roster's per-character shape flags as :class:`ShapeOptions`."""
-    flags = character.flags
-    return (base or ShapeOptions()).merged({
-        "action_format": flags.action_format,
-        "server_response": flags.server_response,
-        "duplicate_events": flags.duplicate_events,
-        "bot_ready": flags.bot_ready,
-        "error_response": flags.error_response,
-    })
+    # Every flag whose name is a ShapeOptions field applies, so new roster flags need no change here.
+    return (base or ShapeOptions()).merged(dataclasses.asdict(character.flags))
 
 
 def plan_from_reply(reply: Reply, moderated: bool) -> TurnPlan:

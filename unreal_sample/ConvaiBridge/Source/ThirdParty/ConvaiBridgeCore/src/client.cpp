@@ -378,7 +378,7 @@ struct Client::Impl {
   }
 
   // Encodes and sends; an invalid message is reported, never sent.
-  bool SendMessage(const Message& m, std::string* error = nullptr) {
+  bool SendEncoded(const Message& m, std::string* error = nullptr) {
     EncodeResult encoded = Encode(m);
     if (!encoded.ok()) {
       if (error) *error = encoded.error->code + ": " + encoded.error->message;
@@ -396,7 +396,7 @@ struct Client::Impl {
     const uint32_t id = NextRequestId();
     m.id = id;
     std::string error;
-    if (!SendMessage(m, &error)) {
+    if (!SendEncoded(m, &error)) {
       const bool invalid = error != "not_connected";
       Resolve(promise, callback,
               LocalFailure(invalid ? "invalid_request" : "not_connected",
@@ -422,7 +422,7 @@ struct Client::Impl {
     Message m = MakeMessage(hello);
     const uint32_t id = NextRequestId();
     m.id = id;
-    if (!SendMessage(m)) return;  // no connection yet (ZMQ_IMMEDIATE): try again next tick
+    if (!SendEncoded(m)) return;  // no connection yet (ZMQ_IMMEDIATE): try again next tick
     hello_id = id;
     hello_sent = true;
     handshake_deadline = Clock::now() + Ms(options.handshake_timeout_ms);
@@ -552,7 +552,7 @@ struct Client::Impl {
           Bytes frame(n * channels * 2);
           std::memcpy(frame.data(), c.pcm.data() + first * channels, frame.size());
           m.frames.push_back(std::move(frame));
-          if (SendMessage(m)) {
+          if (SendEncoded(m)) {
             ++stats.audio_in_sent;
           } else {
             ++stats.audio_in_dropped;
@@ -646,11 +646,11 @@ struct Client::Impl {
         sid_to_npc[*m.sid] = p.npc;
         UpdateStatus(*s);
         if (!s->want_open) {       // closed while opening
-          SendMessageClose(*m.sid);
+          SendClose(*m.sid);
           ForgetSession(p.npc);
         }
       } else if (!s && m.sid) {
-        SendMessageClose(*m.sid);
+        SendClose(*m.sid);
       }
     } else if (s && reply.turn) {
       s->turns.Announce(*reply.turn);
@@ -659,9 +659,9 @@ struct Client::Impl {
     Resolve(p.promise, p.callback, reply);
   }
 
-  void SendMessageClose(const std::string& sid) {
+  void SendClose(const std::string& sid) {
     Message close = MakeMessage(msg::SessionClose{}, static_cast<int64_t>(NextRequestId()), sid);
-    SendMessage(close);
+    SendEncoded(close);
   }
 
   void OnError(Message& m, const msg::Error& e) {
@@ -711,7 +711,7 @@ struct Client::Impl {
         return;
       case MessageType::Ping: {
         Message pong = MakeMessage(msg::Pong{}, m.id);
-        if (SendMessage(pong)) ++stats.pings_answered;
+        if (SendEncoded(pong)) ++stats.pings_answered;
         return;
       }
       case MessageType::Pong:
@@ -886,7 +886,7 @@ struct Client::Impl {
       }
       if (now - last_send >= Ms(HeartbeatMs())) {
         Message ping = MakeMessage(msg::Ping{}, static_cast<int64_t>(NextRequestId()));
-        SendMessage(ping);
+        SendEncoded(ping);
       }
     }
     for (auto it = pending.begin(); it != pending.end();) {
@@ -977,7 +977,7 @@ struct Client::Impl {
     DrainCommands();
     if (dealer && state.load() == ConnectionState::Ready) {
       for (auto& [npc, s] : sessions)
-        if (!s.sid.empty()) SendMessageClose(s.sid);
+        if (!s.sid.empty()) SendClose(s.sid);
       dealer->set(zmq::sockopt::linger, 200);  // let the closes leave
     }
     CloseSocket();
