@@ -16,10 +16,10 @@ namespace ConvaiBridge.Tests
             return b;
         }
 
-        private static byte[] Ramp(int frames, int start)
+        private static byte[] Ramp(int frames, int start, int modulus = 30000)
         {
             var s = new short[frames];
-            for (int i = 0; i < frames; i++) s[i] = (short)(start + i);
+            for (int i = 0; i < frames; i++) s[i] = (short)((start + i) % modulus);
             return Pcm(s);
         }
 
@@ -136,16 +136,17 @@ namespace ConvaiBridge.Tests
             var rb = new AudioRingBuffer(48000, 1, 200);
             const int total = 48000;
             int written = 0;
+            var giveUp = DateTime.UtcNow.AddSeconds(10);
             var writer = new Thread(() =>
             {
-                while (written < total)
+                while (written < total && DateTime.UtcNow < giveUp)
                 {
                     int n = Math.Min(480, total - written);
                     if (rb.AvailableFrames + n > rb.CapacityFrames) { Thread.Sleep(1); continue; }
-                    rb.WritePcm16(Ramp(n, written % 30000), 0, n, 1, written);
+                    rb.WritePcm16(Ramp(n, written), 0, n, 1, written);
                     written += n;
                 }
-            });
+            }) { IsBackground = true };
             writer.Start();
             var buf = new float[256];
             int seen = 0;

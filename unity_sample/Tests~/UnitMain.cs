@@ -20,7 +20,9 @@ namespace ConvaiBridge.Tests
             runner.AddAll(typeof(ClientLoopTests));
             runner.Run();
             Console.WriteLine("RESULT passed=" + runner.Passed + " failed=" + runner.Failed);
-            return runner.Failed == 0 ? 0 : 1;
+            // Exit explicitly: a failed test may leave a thread behind.
+            Environment.Exit(runner.Failed == 0 ? 0 : 1);
+            return 0;
         }
     }
 }

@@ -23,7 +23,7 @@ OUTPUT = PACKAGE / "Runtime" / "Core" / "Protocol" / "Messages.g.cs"
 # Schema names that would clash with .NET or base-class members.
 STRUCT_NAMES = {"Action": "NpcAction"}
 FIELD_NAMES = {("metrics", "kind"): "MetricKind"}
-RESERVED_MEMBERS = {"Id", "Sid", "Ts", "Type", "Kind", "Direction", "SidRule", "FrameKinds", "GetFrames", "Payload"}
+RESERVED_MEMBERS = set("Id Sid Ts Type Kind Direction SidRule FrameKinds GetFrames Payload EventTurn".split())
 FRAME_SIZE = {"pcm_s16le": ("Samples * Channels", 2), "f32le": ("Width * Count", 4)}
 
 
@@ -268,6 +268,9 @@ class Generator:
         ]
         for cs_type, prop, value in overrides:
             self.emit(f"        public override {cs_type} {prop} {{ get {{ return {value}; }} }}")
+        turn = next((f for f in fields if f["name"] == "turn" and f["type"] == "int"), None)
+        if turn is not None:
+            self.emit("        public override long? EventTurn { get { return Turn; } }")
         if frames:
             expr, width = FRAME_SIZE[frames[0]]
             self.emit(f'        private static readonly string[] Kinds = {{ "{frames[0]}" }};')

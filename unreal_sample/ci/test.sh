@@ -100,6 +100,7 @@ cleanup() {
 trap cleanup EXIT
 "${DAEMON_CMD[@]}" >"$LOGS/daemon.log" 2>&1 &
 DAEMON_PID=$!
+disown "$DAEMON_PID"  # the test program SIGKILLs it on purpose; no job-control noise
 for _ in $(seq 1 150); do
   grep -q "^READY " "$LOGS/daemon.log" 2>/dev/null && break
   kill -0 "$DAEMON_PID" 2>/dev/null || break

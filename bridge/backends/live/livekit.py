@@ -178,6 +178,7 @@ class LiveKitTransport(TransportBase):
         self._last_pong = 0.0
         self._rtt_ms = 0
         self.protocol_used: str | None = None
+        self.token_refreshes = 0
 
     # ------------------------------------------------------------------ public API
 
@@ -470,8 +471,10 @@ class LiveKitTransport(TransportBase):
             if waiter is not None and not waiter.done():
                 waiter.set_result(response.track_published.track)
         elif kind == "refresh_token":
-            self._secrets = (*self._secrets, response.refresh_token)
+            if response.refresh_token not in self._secrets:
+                self._secrets = (*self._secrets, response.refresh_token)
             self._token = response.refresh_token
+            self.token_refreshes += 1
         elif kind == "leave":
             leave = response.leave
             reason = models.DisconnectReason.Name(leave.reason)

@@ -105,6 +105,9 @@ namespace ConvaiBridge.Client
         public int ConnectCount { get; private set; }
         /// <summary>Messages from the daemon that failed to decode (reported, never fatal).</summary>
         public int MalformedCount { get; private set; }
+        /// <summary>Heartbeats: pings the daemon sent us (each answered with a pong) and pings we sent.</summary>
+        public int PingsReceived { get; private set; }
+        public int PingsSent { get; private set; }
         /// <summary>Work waiting for Poll().</summary>
         public int QueuedCallbacks { get { return _main.Count; } }
 
@@ -506,6 +509,7 @@ namespace ConvaiBridge.Client
             switch (m.Type)
             {
                 case PingMessage.TypeName:
+                    PingsReceived++;
                     SendRaw(new PongMessage { Id = m.Id });
                     return;
                 case PongMessage.TypeName:
@@ -638,7 +642,7 @@ namespace ConvaiBridge.Client
                     Reconnect("no message from the daemon for " + silent + " ms");
                     return;
                 }
-                if (now - _lastSend >= _heartbeatMs) SendRaw(new PingMessage { Id = NextId() });
+                if (now - _lastSend >= _heartbeatMs && SendRaw(new PingMessage { Id = NextId() })) PingsSent++;
                 if (_options.ConnectionFile != null && silent > _heartbeatMs * 3 / 2 && now - _lastFileCheck > 500)
                 {
                     // A quiet daemon may have been replaced: the connection file names the live instance.

@@ -32,6 +32,9 @@ namespace ConvaiBridge.Protocol
         public abstract Direction Direction { get; }
         public abstract SidRule SidRule { get; }
 
+        /// <summary>The turn an event belongs to (null for messages without one): drop late data of old turns by it.</summary>
+        public virtual long? EventTurn { get { return null; } }
+
         /// <summary>Kinds of binary frames this type carries after the header ("pcm_s16le", "f32le").</summary>
         public virtual string[] FrameKinds { get { return NoFrames; } }
 

@@ -609,6 +609,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Reply; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Optional; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1211,6 +1212,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1241,6 +1243,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1271,6 +1274,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1299,6 +1303,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1325,6 +1330,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1349,6 +1355,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1385,6 +1392,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
         private static readonly string[] Kinds = { "pcm_s16le" };
         public override string[] FrameKinds { get { return Kinds; } }
         public override IList<byte[]> GetFrames() { return new[] { Payload }; }
@@ -1429,6 +1437,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1459,6 +1468,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1491,6 +1501,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1531,6 +1542,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
         private static readonly string[] Kinds = { "f32le" };
         public override string[] FrameKinds { get { return Kinds; } }
         public override IList<byte[]> GetFrames() { return new[] { Payload }; }
@@ -1575,6 +1587,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1607,6 +1620,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1643,6 +1657,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1675,6 +1690,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {
@@ -1707,6 +1723,7 @@ namespace ConvaiBridge.Protocol
         public override MessageKind Kind { get { return MessageKind.Event; } }
         public override Direction Direction { get { return Direction.Daemon; } }
         public override SidRule SidRule { get { return SidRule.Required; } }
+        public override long? EventTurn { get { return Turn; } }
 
         internal override int WriteFields(FieldWriter w)
         {

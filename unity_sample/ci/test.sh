@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Unity sample CI (make test-unity). Compiles the engine-free core, the Unity layer (against a
+# hand-written stub of the few UnityEngine APIs it uses) and the tests with Mono's mcs, runs the unit
+# tests (golden vectors, codec, ring buffer, dispatch queue, lip-sync clock, client loop faults),
+# then a real two-NPC conversation against the daemon + emulator, including a daemon restart.
+#
+#   CONVAI_BRIDGE_TEST_BACKEND=live|interaction   backend of the conversation (default live)
+#
+# Everything is built in unity_sample/build/ (gitignored). The last line is "N passed, N failed";
+# the exit status is non-zero when anything failed.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PKG=$(dirname "$HERE")
+REPO=$(dirname "$PKG")
+BUILD="$PKG/build"
+VENV="${CONVAI_BRIDGE_VENV:-$REPO/.venv}"
+BACKEND="${CONVAI_BRIDGE_TEST_BACKEND:-live}"
+
+passed=0
+failed=0
+pids=()
+
+add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+check() { # name, then the command; one check
+    if "${@:2}"; then
+        add 1 0
+        echo "PASS  $1"
+    else
+        add 0 1
+        echo "FAIL  $1"
+    fi
+}
+finish() {
+    if [ -n "${UNITY_CI_DIR:-}" ] && [ -x "$HERE/daemon.sh" ]; then "$HERE/daemon.sh" stop >/dev/null 2>&1; fi
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+    exit $?
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# -- tools --------------------------------------------------------------------------------------
+for tool in mcs mono; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "FAIL  $tool not found (apt-get install mono-mcs mono-runtime)"
+        add 0 1
+        exit
+    fi
+done
+if [ ! -x "$VENV/bin/convai-bridge" ]; then
+    echo "FAIL  $VENV/bin/convai-bridge not found (create the venv first)"
+    add 0 1
+    exit
+fi
+
+rm -rf "$BUILD"
+mkdir -p "$BUILD"
+
+# -- build ----------------------------------------------------------------------------------------
+check "generated Messages.g.cs matches protocol/schema.json" "$VENV/bin/python" "$HERE/gen_messages.py" --check
+
+CORE_SRC=()
+while IFS= read -r f; do CORE_SRC+=("$f"); done < <(find "$PKG/Runtime/Core" -name '*.cs' | sort)
+UNITY_SRC=()
+while IFS= read -r f; do UNITY_SRC+=("$f"); done < <(find "$PKG/Runtime" -maxdepth 1 -name '*.cs' | sort)
+
+# C# 6 is a subset of what Unity 2021.3+ compiles (C# 9), so this also checks the language level.
+MCS=(mcs -langversion:6 -nologo -warnaserror+ -nowarn:1591)
+compile() { # output, then mcs arguments; logs to build/NAME.build.log
+    local out=$1
+    shift
+    if "$@" >"$BUILD/$(basename "$out").build.log" 2>&1; then return 0; fi
+    cat "$BUILD/$(basename "$out").build.log"
+    return 1
+}
+check "core compiles without UnityEngine (mcs, C# 6, warnings as errors)" \
+    compile "$BUILD/ConvaiBridge.Core.dll" "${MCS[@]}" -target:library -out:"$BUILD/ConvaiBridge.Core.dll" "${CORE_SRC[@]}"
+check "Unity layer compiles against the UnityEngine API stub" \
+    compile "$BUILD/ConvaiBridge.Unity.dll" "${MCS[@]}" -target:library -out:"$BUILD/ConvaiBridge.Unity.dll" \
+    -r:"$BUILD/ConvaiBridge.Core.dll" "$PKG/Tests~/Stubs/UnityEngineStub.cs" "${UNITY_SRC[@]}"
+check "tests compile" \
+    compile "$BUILD/unit.exe" mcs -nologo -out:"$BUILD/unit.exe" -r:"$BUILD/ConvaiBridge.Core.dll" -r:System.Core.dll \
+    "$PKG/Tests~/TestFramework.cs" "$PKG/Tests~/VectorTests.cs" "$PKG/Tests~/CodecTests.cs" \
+    "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/UnitMain.cs"
+check "integration program compiles" \
+    compile "$BUILD/integration.exe" mcs -nologo -out:"$BUILD/integration.exe" -r:"$BUILD/ConvaiBridge.Core.dll" \
+    -r:System.Core.dll "$PKG/Tests~/Integration.cs"
+if [ "$failed" -ne 0 ]; then exit; fi
+
+# Reads "RESULT passed=N failed=M" from a test program's output; a program that dies without it fails.
+tally() {
+    local log=$1 line
+    line=$(grep -E '^RESULT passed=[0-9]+ failed=[0-9]+' "$log" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "FAIL  $(basename "$log" .log) ended without a result line"
+        add 0 1
+        return
+    fi
+    local p f
+    p=$(echo "$line" | sed -E 's/.*passed=([0-9]+).*/\1/')
+    f=$(echo "$line" | sed -E 's/.*failed=([0-9]+).*/\1/')
+    add "$p" "$f"
+}
+
+# -- unit tests -----------------------------------------------------------------------------------
+echo "== unit tests (vectors, codec, ring buffer, dispatch, lip sync, client loop)"
+timeout 120 mono "$BUILD/unit.exe" "$REPO/protocol/vectors" >"$BUILD/unit.log" 2>&1
+grep -E '^(FAIL|RESULT)' "$BUILD/unit.log"
+tally "$BUILD/unit.log"
+
+# -- conversation against the real daemon -----------------------------------------------------------
+echo "== conversation against the daemon ($BACKEND backend)"
+export UNITY_CI_DIR="$BUILD/run"
+mkdir -p "$UNITY_CI_DIR/xdg"
+export XDG_CONFIG_HOME="$UNITY_CI_DIR/xdg" # never read the user's daemon config
+export UNITY_CI_BRIDGE="$VENV/bin/convai-bridge"
+export UNITY_CI_CONNECTION_FILE="$UNITY_CI_DIR/connection.json"
+port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export UNITY_CI_ENDPOINT="tcp://127.0.0.1:$port"
+# The emulator runs as its own process so it outlives the daemon restart, as Convai would.
+CONVAI_API_KEY=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
+export CONVAI_API_KEY
+"$UNITY_CI_BRIDGE" emulator --host 127.0.0.1 --port 0 --api-key "$CONVAI_API_KEY" >"$UNITY_CI_DIR/emulator.log" 2>&1 &
+pids+=($!)
+emulator_url=""
+for _ in $(seq 1 300); do
+    emulator_url=$(sed -nE 's/.*listening on (http:[^ ]+).*/\1/p' "$UNITY_CI_DIR/emulator.log" | head -n 1)
+    [ -n "$emulator_url" ] && break
+    sleep 0.1
+done
+if [ -z "$emulator_url" ]; then
+    echo "FAIL  emulator did not start"
+    tail -n 20 "$UNITY_CI_DIR/emulator.log"
+    add 0 1
+    exit
+fi
+export UNITY_CI_EMULATOR_URL="$emulator_url"
+if ! "$HERE/daemon.sh" start; then
+    echo "FAIL  daemon did not start"
+    add 0 1
+    exit
+fi
+timeout 150 mono "$BUILD/integration.exe" "$UNITY_CI_CONNECTION_FILE" "$HERE/daemon.sh" "$BACKEND" \
+    >"$BUILD/integration.log" 2>"$BUILD/integration.stderr.log"
+grep -E '^(PASS|FAIL|SKIP|RESULT|INFO)' "$BUILD/integration.log"
+tally "$BUILD/integration.log"
+if grep -q '^FAIL' "$BUILD/integration.log"; then
+    echo "-- client log (tail):"
+    tail -n 30 "$BUILD/integration.stderr.log"
+fi
