@@ -139,8 +139,10 @@ class BridgeClient:
         while True:
             parts = await self.sock.recv_multipart()
             self.last_received = time.monotonic()
+            received = now_us()
             try:
                 msg = self.codec.decode(parts)
+                msg.received_us = received
             except ProtocolError as err:
                 log.warning("undecodable message from the daemon: %s", err)
                 continue

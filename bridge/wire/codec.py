@@ -27,6 +27,7 @@ class Message:
     type: str
     header: dict[str, Any]
     frames: list[bytes] = field(default_factory=list)
+    received_us: int = 0  # set by receivers: when the bytes came off the socket (for latency)
 
     @property
     def id(self) -> int | None:
