@@ -1,190 +1,55 @@
-"""The daemon's front: one ROUTER socket, the handshake, heartbeats, per-client routing and limits.
+"""The single-process daemon: sessions, their backends and WebRTC live in this process.
 
-Every inbound message is decoded and validated by the codec before anything acts on it; every
-failure becomes an `error` with a stable code for that client only, and the loop keeps running.
-Requests of one session run in order; sessions and clients never wait for each other.
+Used directly for `--workers 0`, by tests and the demo, and as the body of every worker process when
+the front (bridge.daemon.front) spreads sessions over cores. Requests of one session run in order;
+sessions and clients never wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import zmq
-import zmq.asyncio
 
-import bridge
 from bridge.backends.base import Backend, BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
-from bridge.backends.registry import BACKENDS, backend_class
+from bridge.backends.registry import backend_class
 from bridge.config import Config
-from bridge.daemon.connection_file import new_token, remove_connection_file, write_connection_file
+from bridge.daemon.endpoint import ClientState, EngineEndpoint
+from bridge.daemon.metrics import BridgeMetrics
 from bridge.session import Session, validate_audio_format
-from bridge.wire.codec import Codec, Message, now_us
+from bridge.wire.codec import Message
 from bridge.wire.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume"]
 
-
-@dataclass
-class ClientState:
-    identity: bytes
-    ready: bool = False
-    name: str = ""
-    last_seen: float = field(default_factory=time.monotonic)
-    last_sent: float = field(default_factory=time.monotonic)
-    sessions: set[str] = field(default_factory=set)
-
-
-class Daemon:
-    def __init__(self, config: Config, token: str | None = None) -> None:
-        self.config = config
-        self.token = token or new_token()
-        self.instance_id = secrets.token_hex(8)
-        self.codec = Codec(max_message_bytes=config.max_message_bytes)
-        self.ctx = zmq.asyncio.Context.instance()
-        self.sock: zmq.asyncio.Socket | None = None
-        self.endpoint = config.endpoint
-        self.clients: dict[bytes, ClientState] = {}
+class Daemon(EngineEndpoint):
+    def __init__(self, config: Config, token: str | None = None, metrics: BridgeMetrics | None = None) -> None:
+        super().__init__(config, token, metrics)
         self.sessions: dict[str, Session] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._ping_id = 0
         self.http: aiohttp.ClientSession | None = None
-        self._stopped = asyncio.Event()
-        self.on_event: Callable[[str, str, dict[str, Any]], None] | None = None  # observability hook
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    async def start(self) -> str:
-        if not self.config.allow_remote and not self.config.is_loopback_endpoint():
-            raise ValueError(f"refusing to bind {self.config.endpoint}: not loopback (use --allow-remote)")
-        sock = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes + 4096)
-        sock.setsockopt(zmq.SNDHWM, 10000)
-        sock.setsockopt(zmq.RCVHWM, 10000)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        if self.config.endpoint.endswith(":0"):
-            port = sock.bind_to_random_port(self.config.endpoint.rsplit(":", 1)[0])
-            self.endpoint = f"{self.config.endpoint.rsplit(':', 1)[0]}:{port}"
-        else:
-            sock.bind(self.config.endpoint)
-            self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.sock = sock
+    async def on_start(self) -> None:
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
-        write_connection_file(self.config.connection_file, self.endpoint, self.token, self.instance_id)
-        self._spawn(self._recv_loop(), "recv")
-        self._spawn(self._heartbeat_loop(), "heartbeat")
-        log.info("daemon %s listening on %s", self.instance_id, self.endpoint)
-        return self.endpoint
 
-    async def stop(self) -> None:
+    async def on_stop(self) -> None:
         for sid in list(self.sessions):
             await self._close_session(sid, "shutdown")
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         if self.http:
             await self.http.close()
-        if self.sock:
-            self.sock.close(linger=0)
-        remove_connection_file(self.config.connection_file, self.instance_id)
-        self._stopped.set()
 
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
+    async def client_gone(self, client: ClientState) -> None:
+        for sid in list(client.sessions):
+            await self._close_session(sid, "client_gone")
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
-
-    # -- sending ---------------------------------------------------------------------------------
-    def send(self, identity: bytes, msg_type: str, fields: dict[str, Any], frames: tuple[bytes, ...] = ()) -> None:
-        if self.sock is None:
-            return
-        if "ts" not in fields or fields["ts"] is None:
-            fields = {**fields, "ts": now_us()}
-        try:
-            parts = self.codec.encode(msg_type, fields, frames)
-        except ProtocolError:
-            log.exception("daemon built an invalid %s message", msg_type)
-            return
-        client = self.clients.get(identity)
-        if client:
-            client.last_sent = time.monotonic()
-        try:
-            self.sock.send_multipart([identity, *parts], flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            log.warning("client %s is not reading; dropped %s", identity.hex()[:8], msg_type)
-        except zmq.ZMQError as exc:
-            log.debug("send to %s failed: %s", identity.hex()[:8], exc)
-
-    def send_error(self, identity: bytes, err: ProtocolError) -> None:
-        self.send(identity, "error", err.fields())
-
-    def _session_emit(self, session: Session, msg_type: str, fields: dict[str, Any], frames, ts) -> None:
-        if ts is not None:
-            fields["ts"] = ts
-        self.send(session.owner, msg_type, fields, frames)
-        if self.on_event:
-            self.on_event(session.sid, msg_type, fields)
-
-    # -- receiving -------------------------------------------------------------------------------
-    async def _recv_loop(self) -> None:
-        assert self.sock is not None
-        while True:
-            parts = await self.sock.recv_multipart(copy=True)
-            if len(parts) < 2:
-                continue
-            identity, body = parts[0], parts[1:]
-            try:
-                self._handle(identity, body)
-            except Exception:  # never let one message kill the loop
-                log.exception("unexpected failure handling a message")
-                self.send_error(identity, ProtocolError("internal", "the daemon failed to handle this message"))
-
-    def _handle(self, identity: bytes, body: list[bytes]) -> None:
-        client = self.clients.get(identity)
-        if client is not None:
-            client.last_seen = time.monotonic()
-        try:
-            msg = self.codec.decode(body)
-        except ProtocolError as err:
-            self.send_error(identity, err)
-            return
-        if msg.type == "hello":
-            self._hello(identity, msg)
-            return
-        if client is None or not client.ready:
-            self.send_error(identity, ProtocolError("not_ready", "send hello first", msg.id, msg.sid))
-            return
-        spec = self.codec.schema.messages[msg.type]
-        if spec.direction == "daemon":
-            self.send_error(identity, ProtocolError("unknown_type", f"{msg.type} is a daemon message", msg.id))
-            return
-        if msg.type == "ping":
-            self.send(identity, "pong", {"id": msg.id})
-            return
-        if msg.type == "pong":
-            return
+    def on_request(self, client: ClientState, msg: Message) -> None:
+        identity = client.identity
         if msg.type == "session_open":
             self._open_session(client, msg)
             return
@@ -202,55 +67,15 @@ class Daemon:
             return
         self._spawn(self._session_request(session, msg), f"req-{msg.sid}-{msg.id}")
 
-    def _hello(self, identity: bytes, msg: Message) -> None:
-        proto = msg["protocol"]
-        major = proto.split(".", 1)[0]
-        if not major.isdigit() or int(major) != self.codec.schema.major:
-            self.send_error(
-                identity,
-                ProtocolError(
-                    "version_mismatch",
-                    f"client speaks protocol {proto}, daemon speaks {self.codec.schema.version}",
-                    msg.id,
-                ),
-            )
-            return
-        if not secrets.compare_digest(msg["token"].encode(), self.token.encode()):
-            self.send_error(identity, ProtocolError("unauthorized", "token does not match the connection file", msg.id))
-            return
-        client = self.clients.setdefault(identity, ClientState(identity))
-        client.ready = True
-        client.name = msg["client"]
-        cfg = self.config
-        self.send(
-            identity,
-            "welcome",
-            {
-                "id": msg.id,
-                "protocol": self.codec.schema.version,
-                "daemon_version": bridge.__version__,
-                "instance_id": self.instance_id,
-                "backends": list(BACKENDS),
-                "capabilities": CAPABILITIES,
-                "limits": {
-                    "max_message_bytes": cfg.max_message_bytes,
-                    "max_sessions": cfg.max_sessions,
-                    "heartbeat_ms": cfg.heartbeat_ms,
-                    "client_timeout_ms": cfg.client_timeout_ms,
-                    "max_audio_in_ms": cfg.max_audio_in_ms,
-                    "audio_lead_ms": cfg.audio_lead_ms,
-                },
-            },
-        )
+    def _session_emit(self, session: Session, msg_type: str, fields: dict[str, Any], frames, ts) -> None:
+        if ts is not None:
+            fields["ts"] = ts
+        self.send(session.owner, msg_type, fields, frames)
 
     # -- sessions --------------------------------------------------------------------------------
     def _open_session(self, client: ClientState, msg: Message) -> None:
         identity = client.identity
-        if len(client.sessions) >= self.config.max_sessions:
-            self.send_error(
-                identity,
-                ProtocolError("too_many_sessions", f"at most {self.config.max_sessions} sessions per client", msg.id),
-            )
+        if not self.check_session_limit(client, msg):
             return
         try:
             audio = validate_audio_format(msg.get("audio"))
@@ -303,6 +128,8 @@ class Daemon:
         )
         self.sessions[sid] = session
         self._locks[sid] = asyncio.Lock()
+        if self.metrics is not None:
+            self.metrics.session_opening(sid, backend_name)
         client.sessions.add(sid)
         session.start_pump()
         self.send(identity, "ack", {"id": msg.id, "sid": sid})
@@ -373,6 +200,10 @@ class Daemon:
                 return
             if session.state != "ready":
                 raise ProtocolError("session_not_ready", f"session is {session.state}")
+            started = time.monotonic()
+            if self.metrics is not None and msg.type in ("text", "end_of_utterance", "trigger"):
+                # The turn id exists before the backend call returns; its first output may beat the ack.
+                self.metrics.turn_requested(session.sid, session._turn_seq + 1, started)
             result, turn = await dispatch_request(session, msg)
             fields: dict[str, Any] = {"id": msg.id, "sid": session.sid}
             if turn is not None:
@@ -386,23 +217,6 @@ class Daemon:
             if err.code == "internal":
                 log.exception("request %s failed", msg.type)
             self.send_error(identity, err)
-
-    # -- heartbeats ------------------------------------------------------------------------------
-    async def _heartbeat_loop(self) -> None:
-        period = self.config.heartbeat_ms / 1000
-        timeout = self.config.client_timeout_ms / 1000
-        while True:
-            await asyncio.sleep(period / 2)
-            now = time.monotonic()
-            for identity, client in list(self.clients.items()):
-                if now - client.last_seen > timeout:
-                    log.info("client %s timed out; closing %d session(s)", identity.hex()[:8], len(client.sessions))
-                    del self.clients[identity]
-                    for sid in list(client.sessions):
-                        await self._close_session(sid, "client_gone")
-                elif client.ready and now - client.last_sent >= period:
-                    self._ping_id = (self._ping_id + 1) & 0xFFFFFFFF
-                    self.send(identity, "ping", {"id": self._ping_id})
 
 
 async def dispatch_request(session: Session, msg: Message) -> tuple[dict[str, Any] | None, int | None]:

@@ -42,9 +42,15 @@ namespace ConvaiBridge.Tests
                 if (_incoming.Count == 0 && timeoutMs > 0) Monitor.Wait(this, timeoutMs);
                 if (_incoming.Count == 0) return false;
                 parts.AddRange(_incoming.Dequeue());
-                return true;
             }
+            var hook = BeforeDeliver;
+            BeforeDeliver = null;
+            if (hook != null) hook(); // runs on the network thread, just before the client handles the message
+            return true;
         }
+
+        /// <summary>One-shot code to run on the network thread when the next message is handed over.</summary>
+        public volatile Action BeforeDeliver;
 
         public void Inject(params byte[][] parts)
         {
@@ -274,6 +280,58 @@ namespace ConvaiBridge.Tests
                 Assert.Equal("False,True", string.Join(",", restarts), "restart noticed by instance id");
             }
             finally { client.Stop(); }
+        }
+
+        [Test]
+        public static void SessionOpenedBeforeTheWelcomeIsOpenedExactlyOnce()
+        {
+            var t = new ScriptedTransport();
+            HelloMessage hello;
+            var client = Start(t, out hello);
+            try
+            {
+                // OpenSession lands while the welcome is being handled: both the welcome handler and the
+                // queued open action see the session.
+                NpcSession npc = null;
+                t.BeforeDeliver = () => npc = client.OpenSession(new SessionOpenMessage { CharacterId = "c1", Backend = "interaction" });
+                t.Inject(Welcome(hello.Id.Value, "i-1"));
+                var open = t.WaitSent<SessionOpenMessage>(m => true);
+                Assert.Equal(SessionState.Opening, npc.State, "opening");
+                Thread.Sleep(300);
+                bool second = true;
+                try { t.WaitSent<SessionOpenMessage>(m => true, 1); }
+                catch (AssertionException) { second = false; }
+                Assert.True(!second, "session_open sent twice");
+                Assert.True(open.CharacterSessionId == null, "a new conversation");
+            }
+            finally { client.Stop(); }
+        }
+
+        [Test]
+        public static void ConnectionFileIsParsedAndTheDefaultPathMatchesTheDaemon()
+        {
+            var info = ConnectionInfo.Parse("{\"endpoint\": \"tcp://127.0.0.1:7301\", \"token\": \"ab\\u00e9\", \"pid\": 42, \"instance_id\": \"i-9\", \"new\": [1, 2.5, null, true]}");
+            Assert.Equal("tcp://127.0.0.1:7301", info.Endpoint, "endpoint");
+            Assert.Equal("ab\u00e9", info.Token, "token with an escape");
+            Assert.Equal(42L, info.Pid, "pid");
+            Assert.Equal("i-9", info.InstanceId, "instance");
+            foreach (var bad in new[] { "[]", "{\"token\": \"t\"}", "{\"endpoint\": \"tcp://x:1\"}", "{\"endpoint\": ", "" })
+            {
+                bool refused = false;
+                try { ConnectionInfo.Parse(bad); }
+                catch (FormatException) { refused = true; }
+                Assert.True(refused, "refused: " + bad);
+            }
+            string saved = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+            try
+            {
+                Environment.SetEnvironmentVariable("XDG_CONFIG_HOME", "/tmp/xdg-test");
+                Assert.Equal("/tmp/xdg-test/convai-bridge/connection.json", ConnectionInfo.DefaultPath(), "XDG_CONFIG_HOME");
+                Environment.SetEnvironmentVariable("XDG_CONFIG_HOME", null);
+                string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+                Assert.Equal(home + "/.config/convai-bridge/connection.json", ConnectionInfo.DefaultPath(), "~/.config");
+            }
+            finally { Environment.SetEnvironmentVariable("XDG_CONFIG_HOME", saved); }
         }
 
         [Test]

@@ -61,19 +61,21 @@ namespace ConvaiBridge.Tests
                 Session.Error += e => Errors.Add(e);
             }
 
-            public List<Message> Turn(long turn)
-            {
-                return Events.Where(e => e.Msg.EventTurn == turn).Select(e => e.Msg).ToList();
-            }
-
+            /// <summary>Events of a turn of the current sid (turn ids start again in a reopened session).</summary>
             public List<Received> TurnTimed(long turn)
             {
-                return Events.Where(e => e.Msg.EventTurn == turn).ToList();
+                string sid = Session.Sid;
+                return Events.Where(e => e.Msg.EventTurn == turn && e.Msg.Sid == sid).ToList();
+            }
+
+            public List<Message> Turn(long turn)
+            {
+                return TurnTimed(turn).Select(e => e.Msg).ToList();
             }
 
             public bool Completed(long turn)
             {
-                return Events.Any(e => e.Msg is TurnCompletedMessage && ((TurnCompletedMessage)e.Msg).Turn == turn);
+                return TurnTimed(turn).Any(e => e.Msg is TurnCompletedMessage);
             }
 
             public T First<T>(long turn) where T : Message
@@ -464,8 +466,9 @@ namespace ConvaiBridge.Tests
             Idle(500);
             var pos = p.Session.Audio.GetPlaybackPosition();
             bool silent = p.Session.Audio.AvailableFrames == 0 || pos.Turn != turn;
-            var late = p.Events.Where(e => e.Msg is AudioOutMessage && ((AudioOutMessage)e.Msg).Turn == turn
-                                           && e.AtMs > p.Events.First(x => x.Msg is TurnCompletedMessage && x.Msg.EventTurn == turn).AtMs).Count();
+            var turnEvents = p.TurnTimed(turn);
+            var completedAt = turnEvents.Where(e => e.Msg is TurnCompletedMessage).Select(e => e.AtMs).DefaultIfEmpty(long.MaxValue).First();
+            int late = turnEvents.Count(e => e.Msg is AudioOutMessage && e.AtMs > completedAt);
             Check("interrupt: turn completes interrupted, queued audio flushed, late audio dropped",
                 completed && reply is AckMessage && done != null && done.Interrupted && silent,
                 "ack " + Describe(reply) + ", lipsync_cancel " + (cancel ? "yes" : "no") + ", " + late + " late audio frames after completion, "

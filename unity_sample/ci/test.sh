@@ -63,29 +63,40 @@ check "generated Messages.g.cs matches protocol/schema.json" "$VENV/bin/python" 
 
 CORE_SRC=()
 while IFS= read -r f; do CORE_SRC+=("$f"); done < <(find "$PKG/Runtime/Core" -name '*.cs' | sort)
-UNITY_SRC=()
-while IFS= read -r f; do UNITY_SRC+=("$f"); done < <(find "$PKG/Runtime" -maxdepth 1 -name '*.cs' | sort)
 
 # C# 6 is a subset of what Unity 2021.3+ compiles (C# 9), so this also checks the language level.
 MCS=(mcs -langversion:6 -nologo -warnaserror+ -nowarn:1591)
-compile() { # output, then mcs arguments; logs to build/NAME.build.log
-    local out=$1
+compile() { # output, then mcs arguments; the compiler's output goes to build/NAME.build.log
+    local log
+    log="$BUILD/$(basename "$1").build.log"
     shift
-    if "$@" >"$BUILD/$(basename "$out").build.log" 2>&1; then return 0; fi
-    cat "$BUILD/$(basename "$out").build.log"
+    if "$@" >"$log" 2>&1; then return 0; fi
+    cat "$log"
     return 1
 }
+B="$BUILD"
 check "core compiles without UnityEngine (mcs, C# 6, warnings as errors)" \
-    compile "$BUILD/ConvaiBridge.Core.dll" "${MCS[@]}" -target:library -out:"$BUILD/ConvaiBridge.Core.dll" "${CORE_SRC[@]}"
-check "Unity layer compiles against the UnityEngine API stub" \
-    compile "$BUILD/ConvaiBridge.Unity.dll" "${MCS[@]}" -target:library -out:"$BUILD/ConvaiBridge.Unity.dll" \
-    -r:"$BUILD/ConvaiBridge.Core.dll" "$PKG/Tests~/Stubs/UnityEngineStub.cs" "${UNITY_SRC[@]}"
+    compile "$B/ConvaiBridge.Core.dll" "${MCS[@]}" -target:library -out:"$B/ConvaiBridge.Core.dll" "${CORE_SRC[@]}"
+# The Unity layer cannot be built against the real UnityEngine here: a hand-written stub of the API it
+# uses (Tests~/Stubs) at least type-checks Runtime/, Editor/ and the sample scripts.
+check "Unity layer, editor scripts and sample compile against the UnityEngine API stub" \
+    compile "$B/unity-layer" bash -c '
+        set -e
+        '"${MCS[*]}"' -target:library -out:"$1/UnityEngine.dll" "$2/Tests~/Stubs/UnityEngineStub.cs"
+        '"${MCS[*]}"' -target:library -out:"$1/UnityEditor.dll" -r:"$1/UnityEngine.dll" "$2/Tests~/Stubs/UnityEditorStub.cs"
+        '"${MCS[*]}"' -define:ENABLE_LEGACY_INPUT_MANAGER -target:library -out:"$1/ConvaiBridge.Runtime.dll" \
+            -r:"$1/UnityEngine.dll" -r:"$1/ConvaiBridge.Core.dll" "$2"/Runtime/*.cs
+        '"${MCS[*]}"' -define:UNITY_EDITOR -target:library -out:"$1/ConvaiBridge.Editor.dll" -r:"$1/UnityEngine.dll" \
+            -r:"$1/UnityEditor.dll" -r:"$1/ConvaiBridge.Core.dll" -r:"$1/ConvaiBridge.Runtime.dll" "$2"/Editor/*.cs
+        '"${MCS[*]}"' -define:ENABLE_LEGACY_INPUT_MANAGER -target:library -out:"$1/Samples.dll" -r:"$1/UnityEngine.dll" \
+            -r:"$1/ConvaiBridge.Core.dll" -r:"$1/ConvaiBridge.Runtime.dll" "$2"/Samples~/TalkingNpcs/*.cs
+    ' _ "$B" "$PKG"
 check "tests compile" \
-    compile "$BUILD/unit.exe" mcs -nologo -out:"$BUILD/unit.exe" -r:"$BUILD/ConvaiBridge.Core.dll" -r:System.Core.dll \
+    compile "$B/unit.exe" mcs -nologo -out:"$B/unit.exe" -r:"$B/ConvaiBridge.Core.dll" -r:System.Core.dll \
     "$PKG/Tests~/TestFramework.cs" "$PKG/Tests~/VectorTests.cs" "$PKG/Tests~/CodecTests.cs" \
     "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/UnitMain.cs"
 check "integration program compiles" \
-    compile "$BUILD/integration.exe" mcs -nologo -out:"$BUILD/integration.exe" -r:"$BUILD/ConvaiBridge.Core.dll" \
+    compile "$B/integration.exe" mcs -nologo -out:"$B/integration.exe" -r:"$B/ConvaiBridge.Core.dll" \
     -r:System.Core.dll "$PKG/Tests~/Integration.cs"
 if [ "$failed" -ne 0 ]; then exit; fi
 

@@ -532,12 +532,26 @@ int main(int argc, char** argv) {
   for (const auto& e : g.connection) saw_new_instance |= e.state == cvb::ConnectionState::Ready && e.instance_changed;
   EXPECT(saw_new_instance);
   EXPECT(Pump(g, [&] { return g.npcs[a].opened == 2 && g.npcs[b].opened == 2; }, 20000));
+  int fresh_restarts = 0;
   for (NpcId npc : {a, b}) {
     const auto& opened = g.npcs[npc].last_opened;
     const std::string& want = npc == a ? csid_a : csid_b;
+    bool forgotten = false;  // the character service answered "session not found" to the resume
+    for (const auto& e : g.npcs[npc].errors) forgotten |= e.code == "convai_not_found";
+    if (forgotten && opened && !opened->resumed) {
+      // The client did ask to resume (the daemon tried that session id) and then started a fresh
+      // conversation, as designed. Only a backend whose Convai side outlives the daemon can resume.
+      ++fresh_restarts;
+      continue;
+    }
     EXPECT_MSG(client.Status(npc)->character_session_id == want, g.npcs[npc].name + ": character_session_id changed");
     EXPECT_MSG(opened && opened->resumed, g.npcs[npc].name + ": session_opened.resumed should be true");
     if (opened && opened->character_session_id) EXPECT(*opened->character_session_id == want);
+  }
+  if (fresh_restarts > 0) {
+    EXPECT_MSG(live, "only live's embedded emulator forgets conversations on a restart");
+    skipped.push_back("resume after restart (the " + backend + " emulator forgot its sessions with the daemon; the "
+                      "client asked to resume, got convai_not_found and opened a fresh conversation)");
   }
 
   // ---- and the conversation continues ----
@@ -565,7 +579,9 @@ int main(int argc, char** argv) {
   EXPECT_MSG(stats.decode_errors == 0, "decode errors: " + std::to_string(stats.decode_errors));
   EXPECT(stats.handler_exceptions == 0);
   EXPECT(stats.reconnects >= 1);
-  EXPECT(g.npcs[a].errors.empty() && g.npcs[b].errors.empty());
+  for (NpcId npc : {a, b})
+    for (const auto& e : g.npcs[npc].errors)
+      EXPECT_MSG(fresh_restarts > 0 && e.code == "convai_not_found", g.npcs[npc].name + ": error " + e.code);
   std::printf("stats: in=%llu out=%llu audio_out=%llu dropped(stale/overflow)=%llu mic_frames=%llu pings_answered=%llu unknown=%llu\n",
               static_cast<unsigned long long>(stats.messages_in), static_cast<unsigned long long>(stats.messages_out),
               static_cast<unsigned long long>(stats.audio_out_received), static_cast<unsigned long long>(stats.audio_out_dropped),

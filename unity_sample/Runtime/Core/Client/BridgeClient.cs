@@ -463,7 +463,8 @@ namespace ConvaiBridge.Client
 
         private void SendOpen(NpcSession session)
         {
-            if (!session.WantsOpen) return;
+            // Only from Connecting: a welcome and a queued OpenSession action must not open it twice.
+            if (session.State != SessionState.Connecting) return;
             var request = session.Template;
             request.CharacterSessionId = session.CharacterSessionId;
             session.State = SessionState.Opening;

@@ -29,18 +29,18 @@ namespace ConvaiBridge.Client
         }
 
         /// <summary>
-        /// $XDG_CONFIG_HOME/convai-bridge/connection.json, ~/.config/convai-bridge/connection.json by
-        /// default; %APPDATA%\convai-bridge\connection.json on Windows.
+        /// Where the daemon writes it by default: $XDG_CONFIG_HOME/convai-bridge/connection.json, else
+        /// ~/.config/convai-bridge/connection.json (the same rule on Windows, macOS and Linux).
         /// </summary>
         public static string DefaultPath()
         {
-            string xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-            string root;
-            if (!string.IsNullOrEmpty(xdg)) root = xdg;
-            else if (Environment.OSVersion.Platform == PlatformID.Win32NT)
-                root = Environment.GetFolderPath(Environment.SpecialFolder.ApplicationData);
-            else
-                root = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.Personal), ".config");
+            string root = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+            if (string.IsNullOrEmpty(root))
+            {
+                string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+                if (string.IsNullOrEmpty(home)) home = Environment.GetEnvironmentVariable("HOME") ?? ".";
+                root = System.IO.Path.Combine(home, ".config");
+            }
             return System.IO.Path.Combine(System.IO.Path.Combine(root, "convai-bridge"), "connection.json");
         }
 

@@ -40,6 +40,7 @@ constexpr int kTickMs = 20;               // poll timeout when idle
 constexpr int kNoEndpointRetryMs = 500;   // connection file missing: look again this often
 constexpr size_t kMaxRecvPerTick = 512;   // bound one loop iteration's reads
 constexpr size_t kAudioHeaderReserve = 256;
+constexpr const char* kSessionGone = "convai_not_found";  // resuming a conversation Convai forgot
 
 struct Handlers {
   std::function<void(NpcId, const Message&)> message;
@@ -125,6 +126,8 @@ struct Client::Impl {
     bool want_open = true;
     bool opening = false;
     bool ready = false;
+    bool resuming = false;         // the current open asked to resume character_session_id
+    bool resume_rejected = false;  // ...and the character service no longer knows it
     uint64_t opens = 0;
     int64_t audio_seq = 0;
     TurnTracker turns;
@@ -470,6 +473,8 @@ struct Client::Impl {
   void SendOpen(Session& s) {
     msg::SessionOpen cfg = s.config;
     if (!s.character_session_id.empty()) cfg.character_session_id = s.character_session_id;
+    s.resuming = !s.character_session_id.empty();
+    s.resume_rejected = false;
     s.opening = true;
     auto promise = std::move(s.open_promise);
     auto callback = std::move(s.open_callback);
@@ -689,16 +694,32 @@ struct Client::Impl {
         pending.erase(it);
         Session* s = FindSession(p.npc);
         const bool user_waiting = p.promise || p.callback;
+        bool retry_fresh = false;
         if (p.type == MessageType::SessionOpen && s) {
           s->opening = false;
-          if (!e.retryable) s->want_open = false;
+          if (s->resuming && e.code == kSessionGone && s->want_open) {
+            retry_fresh = true;  // the old conversation expired: start a new one
+          } else if (!e.retryable) {
+            s->want_open = false;
+          }
         }
         Resolve(p.promise, p.callback, ReplyFromError(e));
+        if (retry_fresh) StartFresh(*s);
         if (!user_waiting) Route(p.npc, std::move(m));  // an automatic reopen failed: tell the game
         return;
       }
     }
+    if (Session* s = FindSession(NpcForSid(m.sid)); s && s->resuming && e.code == kSessionGone)
+      s->resume_rejected = true;  // session_closed follows; the session is reopened fresh then
     Route(NpcForSid(m.sid), std::move(m));
+  }
+
+  // Resuming failed because the character service forgot the conversation (e.g. it expired, or an
+  // emulator restarted with the daemon): open a new conversation instead of giving up.
+  void StartFresh(Session& s) {
+    s.character_session_id.clear();
+    UpdateStatus(s);
+    if (state.load() == ConnectionState::Ready) SendOpen(s);
   }
 
   void HandleMessage(Message& m) {
@@ -749,7 +770,9 @@ struct Client::Impl {
           s->sid.clear();
           s->ready = false;
           s->opening = false;
-          if (c.reason == "client_gone" && s->want_open) {
+          if (s->resume_rejected && s->want_open) {
+            StartFresh(*s);
+          } else if (c.reason == "client_gone" && s->want_open) {
             // The daemon thought we were gone (e.g. a long debugger pause): open it again.
             if (state.load() == ConnectionState::Ready) SendOpen(*s);
           } else if (c.reason != "shutdown") {

@@ -8,7 +8,8 @@
 //   * an audio thread pulls bot audio from Media(npc)->PullAudio().
 //
 // NPC handles (NpcId) survive daemon restarts: when the daemon comes back with a new instance_id
-// the client reopens every NPC that was open, resuming its character_session_id.
+// the client reopens every NPC that was open, resuming its character_session_id. If the character
+// service no longer knows that conversation (convai_not_found), it opens a fresh one instead.
 //
 // This header includes neither ZeroMQ nor msgpack (see codec.h for why).
 #pragma once
