@@ -21,6 +21,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback endpoint")
     p.add_argument("--max-sessions", type=int, help="sessions per client")
     p.add_argument("--emulator", action="store_true", help="start an embedded Convai emulator and use it")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for sessions (default: one per core; 0 runs sessions in the daemon process)",
+    )
+    p.add_argument("--metrics-port", type=int, default=None, help="Prometheus metrics on 127.0.0.1:PORT (0: off)")
     p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING")
 
 
@@ -36,6 +43,8 @@ def _config_from(args: argparse.Namespace):
             "allow_remote": args.allow_remote or None,
             "max_sessions": args.max_sessions,
             "log_level": args.log_level,
+            "workers": args.workers,
+            "metrics_port": args.metrics_port,
         },
         file=args.config,
     )
@@ -46,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not args.emulator and not config.api_key:
         print("warning: no Convai API key (set CONVAI_API_KEY or api_key in the config file)", file=sys.stderr)
     return asyncio.run(serve(config, with_emulator=args.emulator))

@@ -61,6 +61,8 @@ class Config:
     retry_base_s: float = 0.25
     retry_cap_s: float = 4.0
     log_level: str = "INFO"
+    workers: int = -1  # -1: one worker process per core; 0: sessions in the daemon process; N: N workers
+    metrics_port: int = 9464  # Prometheus /metrics on 127.0.0.1:PORT; 0: off
 
     def is_loopback_endpoint(self) -> bool:
         return self.endpoint.startswith(("tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://", "inproc://"))

@@ -9,10 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from typing import Any
 
 from bridge.config import Config, Secret
+from bridge.daemon.endpoint import EngineEndpoint
+from bridge.daemon.front import Front
+from bridge.daemon.metrics import BridgeMetrics
 from bridge.daemon.router import Daemon
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,15 @@ async def serve(config: Config, *, with_emulator: bool = False, emulator_options
             config.live_url = emu.live_url
             config.api_key = Secret(emu_cfg.api_key)
             log.info("embedded emulator at %s", emu.rest_url)
-        daemon = Daemon(config)
+        metrics = BridgeMetrics()
+        if config.metrics_port:
+            metrics.serve(config.metrics_port)
+        daemon: EngineEndpoint
+        workers = (os.cpu_count() or 1) if config.workers < 0 else config.workers
+        if workers > 0:
+            daemon = Front(config, workers, metrics=metrics)
+        else:
+            daemon = Daemon(config, metrics=metrics)
         endpoint = await daemon.start()
         print(f"connection file: {config.connection_file}", flush=True)
         print(f"READY {endpoint}", flush=True)

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
     token = input()  # the front writes the token on stdin: not in argv, not in the environment
     asyncio.run(_main(json.loads(args.settings), args.endpoint, token, args.connection_file))
     return 0

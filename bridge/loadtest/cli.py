@@ -130,7 +130,7 @@ def execute(
     opts: LoadOptions, target: Target, *, console: Console, quiet: bool = False
 ) -> tuple[RunStats, dict[str, Any]]:
     """Run the load against ``target``; returns the stats and the run's metadata (processes, notes)."""
-    sampler = ProcessSampler({**target.pids(), "loadtest": os.getpid()})
+    sampler = ProcessSampler({**target.pids(), "loadtest": os.getpid()}, alone=("loadtest",))
     with Progress(console, opts.npcs, enabled=not quiet) as progress:
         stats, state = asyncio.run(run_load(target.endpoint, target.token, opts, on_tick=progress.tick,
                                             sampler=sampler))

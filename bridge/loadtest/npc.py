@@ -325,6 +325,7 @@ class Npc:
             rec.audio_ms = round(state.audio_s * 1000.0, 3)
             rec.frames = state.frames
             rec.underruns = state.playout.underruns
+            rec.underruns_upstream = state.upstream.underruns
             rec.gap_ms_max = round(state.playout.gap_max_s * 1000.0, 3)
             rec.seq_gaps = state.seq_gaps
             rec.bridge_ms_max = None if state.bridge_max_ms is None else round(state.bridge_max_ms, 3)

@@ -53,6 +53,9 @@ class TurnState:
     seq_gaps: int = 0
     bridge_max_ms: float | None = None
     playout: PlayoutModel = field(default_factory=PlayoutModel)
+    # The same model on the daemon's receive clock (audio_out ts): underruns that were already there
+    # when the audio reached the daemon (upstream + WebRTC receive), which no pacing could fix.
+    upstream: PlayoutModel = field(default_factory=PlayoutModel)
 
     @property
     def done(self) -> bool:
@@ -92,7 +95,7 @@ class SessionProbe:
     def turn(self, turn: int) -> TurnState:
         state = self.turns.get(turn)
         if state is None:
-            state = TurnState(turn, playout=PlayoutModel(self.prebuffer_s))
+            state = TurnState(turn, playout=PlayoutModel(self.prebuffer_s), upstream=PlayoutModel(self.prebuffer_s))
             self.turns[turn] = state
             while len(self.turns) > MAX_TURN_STATES:
                 self.turns.popitem(last=False)
@@ -124,6 +127,8 @@ class SessionProbe:
                 self.notify()
             state.frames += 1
             state.audio_s += duration
+            if ts is not None:
+                state.upstream.frame(ts / 1e6, duration)
             gap = state.playout.frame(t, duration)
             if gap is not None:
                 self.on_gap(gap * 1000.0)

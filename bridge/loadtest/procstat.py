@@ -86,6 +86,7 @@ def alive(pid: int) -> bool:
 class ProcSeries:
     name: str
     pid: int
+    with_children: bool = True
     cpu_pct: list[float] = field(default_factory=list)  # % of one core per sample interval
     rss_mb: list[float] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
@@ -106,8 +107,9 @@ class ProcSeries:
 class ProcessSampler:
     """Call ``sample()`` periodically (about once a second); series are bounded by ``max_samples``."""
 
-    def __init__(self, pids: dict[str, int], max_samples: int = 86_400) -> None:
-        self.series = {name: ProcSeries(name, pid) for name, pid in pids.items() if pid}
+    def __init__(self, pids: dict[str, int], max_samples: int = 86_400, alone: tuple[str, ...] = ()) -> None:
+        """``alone``: names measured without their descendants (the generator, whose children are the target)."""
+        self.series = {name: ProcSeries(name, pid, name not in alone) for name, pid in pids.items() if pid}
         self.max_samples = max_samples
         self.t0 = time.perf_counter()
         self.baseline()
@@ -115,7 +117,7 @@ class ProcessSampler:
     def baseline(self) -> None:
         children = children_map()
         for s in self.series.values():
-            pids = family(s.pid, children)
+            pids = family(s.pid, children) if s.with_children else [s.pid]
             s.baseline_rss_mb = rss_mb(pids)
             cpu = cpu_seconds(pids)
             s._last = None if cpu is None else (time.perf_counter(), cpu)
@@ -126,7 +128,7 @@ class ProcessSampler:
         for s in self.series.values():
             if len(s.times) >= self.max_samples:
                 continue
-            pids = family(s.pid, children)
+            pids = family(s.pid, children) if s.with_children else [s.pid]
             cpu = cpu_seconds(pids)
             rss = rss_mb(pids)
             if cpu is None or rss is None:

@@ -63,7 +63,8 @@ def print_summary(console: Console, stats: RunStats, meta: dict[str, Any]) -> No
     )
     console.print(
         f"audio: {audio['frames']} frames, {audio['seconds']:.1f} s · underruns {audio['underruns']} "
-        f"in {audio['turns_with_underruns']} turn(s) · seq gaps {audio['seq_gaps']}"
+        f"in {audio['turns_with_underruns']} turn(s) ({audio['underruns_upstream']} already late at the daemon's "
+        f"receipt) · seq gaps {audio['seq_gaps']}"
         f" · prebuffer {meta.get('options', {}).get('prebuffer_ms', 0):g} ms"
     )
     if stats.errors:

@@ -116,6 +116,7 @@ class TurnRecord:
     audio_ms: float = 0.0
     frames: int = 0
     underruns: int = 0
+    underruns_upstream: int = 0
     gap_ms_max: float = 0.0
     seq_gaps: int = 0
     bridge_ms_max: float | None = None
@@ -159,6 +160,7 @@ class RunStats:
     frames: int = 0
     audio_s: float = 0.0
     underruns: int = 0
+    underruns_upstream: int = 0
     seq_gaps: int = 0
     turns_with_underruns: int = 0
     seconds: list[SecondBucket] = field(default_factory=list)
@@ -217,6 +219,7 @@ class RunStats:
         self.frames += rec.frames
         self.audio_s += rec.audio_ms / 1000.0
         self.underruns += rec.underruns
+        self.underruns_upstream += rec.underruns_upstream
         self.seq_gaps += rec.seq_gaps
         if rec.underruns:
             self.turns_with_underruns += 1
@@ -252,6 +255,7 @@ class RunStats:
                 "seconds": round(self.audio_s, 3),
                 "underruns": self.underruns,
                 "turns_with_underruns": self.turns_with_underruns,
+                "underruns_upstream": self.underruns_upstream,
                 "seq_gaps": self.seq_gaps,
             },
             "errors": dict(sorted(self.errors.items())),

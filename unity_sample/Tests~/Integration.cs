@@ -441,6 +441,9 @@ namespace ConvaiBridge.Tests
             long samples = timed.Sum(e => ((AudioOutMessage)e.Msg).Samples);
             double duration = (double)samples / p.Session.AudioFormat.SampleRate;
             double spread = timed.Count > 1 ? (timed[timed.Count - 1].AtMs - timed[0].AtMs) / 1000.0 : 0;
+            if (!(done && transcript != null && timed.Count > 0))
+                Info("voice turn " + turn + " events on " + p.Name + ": " + string.Join(" ", p.Events.Where(e => e.AtMs >= start)
+                    .Select(e => e.Msg.Type + (e.Msg.EventTurn.HasValue ? "#" + e.Msg.EventTurn : "")).Distinct()));
             Check("voice turn: mic frames in, end_of_utterance, transcript and bot audio out",
                 done && transcript != null && timed.Count > 0 && duration > 0.3 && spread >= duration * 0.5 && spread <= duration + 2,
                 sent + " mic frames (1.00 s) → transcript \"" + (transcript != null ? transcript.Text : "") + "\" → "

@@ -61,6 +61,7 @@ mkdir -p "$BUILD"
 # -- build ----------------------------------------------------------------------------------------
 check "generated Messages.g.cs matches protocol/schema.json" "$VENV/bin/python" "$HERE/gen_messages.py" --check
 
+before_build=$failed
 CORE_SRC=()
 while IFS= read -r f; do CORE_SRC+=("$f"); done < <(find "$PKG/Runtime/Core" -name '*.cs' | sort)
 
@@ -77,6 +78,12 @@ compile() { # output, then mcs arguments; the compiler's output goes to build/NA
 B="$BUILD"
 check "core compiles without UnityEngine (mcs, C# 6, warnings as errors)" \
     compile "$B/ConvaiBridge.Core.dll" "${MCS[@]}" -target:library -out:"$B/ConvaiBridge.Core.dll" "${CORE_SRC[@]}"
+check "core compiles with CONVAI_NETMQ against the NetMQ 4.0.1 API stub" \
+    compile "$B/core-netmq" bash -c '
+        set -e
+        '"${MCS[*]}"' -target:library -out:"$1/NetMQ.dll" "$2/Tests~/Stubs/NetMQStub.cs"
+        '"${MCS[*]}"' -define:CONVAI_NETMQ -target:library -out:"$1/ConvaiBridge.Core.NetMQ.dll" -r:"$1/NetMQ.dll" "${@:3}"
+    ' _ "$B" "$PKG" "${CORE_SRC[@]}"
 # The Unity layer cannot be built against the real UnityEngine here: a hand-written stub of the API it
 # uses (Tests~/Stubs) at least type-checks Runtime/, Editor/ and the sample scripts.
 check "Unity layer, editor scripts and sample compile against the UnityEngine API stub" \
@@ -98,7 +105,7 @@ check "tests compile" \
 check "integration program compiles" \
     compile "$B/integration.exe" mcs -nologo -out:"$B/integration.exe" -r:"$B/ConvaiBridge.Core.dll" \
     -r:System.Core.dll "$PKG/Tests~/Integration.cs"
-if [ "$failed" -ne 0 ]; then exit; fi
+if [ "$failed" -ne "$before_build" ]; then exit; fi # nothing to run
 
 # Reads "RESULT passed=N failed=M" from a test program's output; a program that dies without it fails.
 tally() {

@@ -85,7 +85,8 @@ namespace ConvaiBridge.Client
             _backoffMs = options.ReconnectMinDelayMs;
             _main.ItemFailed += e =>
             {
-                Log("a handler threw: " + e);
+                // The full exception goes to CallbackException (Unity: Debug.LogException); one line here.
+                Log("a handler threw " + e.GetType().Name + ": " + e.Message);
                 var h = CallbackException;
                 if (h != null) h(e);
             };

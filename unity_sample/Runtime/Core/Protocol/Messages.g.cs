@@ -158,6 +158,8 @@ namespace ConvaiBridge.Protocol
         public const string UsageLimit = "usage_limit";
         /// <summary>WebRTC connection failed and could not be resumed</summary>
         public const string TransportFailed = "transport_failed";
+        /// <summary>the daemon worker process running the session failed; the session is being moved</summary>
+        public const string WorkerFailed = "worker_failed";
         /// <summary>a daemon bug; the daemon keeps running</summary>
         public const string Internal = "internal";
 
@@ -196,6 +198,7 @@ namespace ConvaiBridge.Protocol
                 case "convai_error":
                 case "usage_limit":
                 case "transport_failed":
+                case "worker_failed":
                 case "internal":
                     return true;
                 default:
@@ -217,6 +220,7 @@ namespace ConvaiBridge.Protocol
                 case "convai_unreachable":
                 case "convai_stream_dropped":
                 case "transport_failed":
+                case "worker_failed":
                     return true;
                 default:
                     return false;

@@ -7,11 +7,12 @@ using NetMQ.Sockets;
 namespace ConvaiBridge.Transport
 {
     /// <summary>
-    /// DEALER transport over NetMQ (pure managed ZeroMQ; no native plugin, works under IL2CPP on desktop).
-    /// Compiled only with the CONVAI_NETMQ scripting define, when the NetMQ and AsyncIO assemblies are
-    /// in the project. Call NetMqTransport.Initialize() once before the first socket (ConvaiBridgeClient
-    /// does): it forces AsyncIO's managed implementation, without which the editor can freeze on
-    /// play-mode exit. Dispose() calls NetMQConfig.Cleanup(false) so nothing blocks on shutdown.
+    /// DEALER transport over NetMQ (managed ZeroMQ; no native plugin). Compiled only with the
+    /// CONVAI_NETMQ scripting define, when NetMQ 4.0.1.x and its AsyncIO dependency are in the project
+    /// (see README). Initialize() forces AsyncIO's managed socket implementation before the first
+    /// socket, without which the editor can freeze on play-mode exit; NetMQ 4.0.2+ builds for .NET
+    /// Standard no longer ship AsyncIO: define CONVAI_NETMQ_NO_ASYNCIO then. Dispose() calls
+    /// NetMQConfig.Cleanup(false) so nothing blocks on shutdown.
     /// </summary>
     public sealed class NetMqTransport : IBridgeTransport
     {
@@ -22,7 +23,9 @@ namespace ConvaiBridge.Transport
         public static void Initialize()
         {
             if (_initialized) return;
+#if !CONVAI_NETMQ_NO_ASYNCIO
             AsyncIO.ForceDotNet.Force();
+#endif
             _initialized = true;
         }
 
@@ -61,7 +64,7 @@ namespace ConvaiBridge.Transport
             parts.Clear();
             if (_socket == null) return false;
             if (!_socket.TryReceiveMultipartMessage(TimeSpan.FromMilliseconds(timeoutMs), ref _incoming)) return false;
-            foreach (var frame in _incoming) parts.Add(frame.ToByteArray());
+            foreach (var frame in _incoming) parts.Add(frame.ToByteArray(true));
             _incoming.Clear();
             return true;
         }
