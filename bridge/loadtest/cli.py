@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     target.add_argument("--connection-file", type=Path, help="use the running daemon this file describes")
     target.add_argument("--emulator-process", choices=["separate", "embedded"], default="separate",
                         help="emulator in its own process (default) or inside the daemon (serve --emulator)")
+    target.add_argument("--daemon-workers", type=int, default=None,
+                        help="worker processes of the daemon started here (default: the daemon's own default)")
     target.add_argument("--daemon-args", default="", help="extra arguments for the daemon started here, e.g. "
                         "'--workers 2'")
     target.add_argument("--real", action="store_true", help="start a daemon against real Convai (needs --allow-real)")
@@ -173,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             stack = LocalStack(
                 emulator=args.emulator_process,
                 max_sessions=max(64, math.ceil(opts.npcs / opts.clients)),
+                workers=args.daemon_workers,
                 daemon_args=split_args(args.daemon_args),
                 workdir=args.workdir,
                 real=args.real,

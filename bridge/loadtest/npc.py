@@ -181,9 +181,18 @@ class Npc:
             self.client.detach(sid)
             self.sid = None
 
-    def _session_alive(self) -> bool:
+    async def _session_usable(self) -> bool:
+        """True when the session can take a turn, after waiting (bounded) for a reconnect to finish."""
         p = self.probe
-        return self.sid is not None and p is not None and p.closed is None and p.fatal is None
+        if self.sid is None or p is None:
+            return False
+        if p.state == "reconnecting":
+            try:
+                await self._until(lambda: p.state != "reconnecting" or p.closed or p.fatal,
+                                  now() + self.opts.open_timeout_s)
+            except TimeoutError:
+                return False
+        return p.usable
 
     # -- the conversation -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -200,13 +209,14 @@ class Npc:
                     await asyncio.sleep(max(0.0, min(self.rng.uniform(lo, hi), self.deadline - now())))
                     if now() >= self.deadline:
                         break
-                if not self._session_alive():
-                    if self.reopens_left <= 0 or self.client.lost:
+                if not await self._session_usable():
+                    if self.reopens_left <= 0 or self.client.lost or now() >= self.deadline:
                         break
                     self.reopens_left -= 1
-                    self._drop_session()
+                    await self.close()
                     if not await self.open():
                         break
+                    self.stats.sessions_reopened += 1
                 await self.turn(spec)
         finally:
             self.stats.active_npcs -= 1

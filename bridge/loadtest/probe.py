@@ -88,6 +88,8 @@ class SessionProbe:
         self.opened: Message | None = None
         self.opened_t: float | None = None
         self.closed: str | None = None  # session_closed reason
+        self.state = "connecting"  # ready | reconnecting | resumed (from session_opened / session_state)
+        self.reconnects = 0
         self.fatal: str | None = None  # code of a fatal session error
         self.voice_turns: list[tuple[int, float]] = []  # (turn, time) of turn_started source=voice
         self._last_seq: int | None = None
@@ -157,6 +159,18 @@ class SessionProbe:
         elif kind == "session_opened":
             self.opened = msg
             self.opened_t = t
+            self.state = "ready"
+            self.notify()
+        elif kind == "session_state":
+            self.state = msg["state"]
+            if self.state == "reconnecting":
+                # The backend connection (or the daemon worker holding it) dropped: turns in flight
+                # will not complete; the session itself may resume.
+                self.reconnects += 1
+                self.on_error("session_reconnecting", t)
+                for st in self.turns.values():
+                    if not st.done:
+                        st.error = "session_reconnecting"
             self.notify()
         elif kind == "session_closed":
             self.closed = msg["reason"]
@@ -173,6 +187,10 @@ class SessionProbe:
                     if not st.done:
                         st.error = code
             self.notify()
+
+    @property
+    def usable(self) -> bool:
+        return self.closed is None and self.fatal is None and self.state in ("ready", "resumed")
 
     def voice_turn_after(self, t: float) -> int | None:
         """The first voice turn the backend started at or after ``t`` (server VAD heard the NPC)."""

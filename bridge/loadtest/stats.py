@@ -157,6 +157,7 @@ class RunStats:
     errors: Counter[str] = field(default_factory=Counter)
     sessions_opened: int = 0
     sessions_failed: int = 0
+    sessions_reopened: int = 0
     frames: int = 0
     audio_s: float = 0.0
     underruns: int = 0
@@ -249,7 +250,11 @@ class RunStats:
                 "by_kind": dict(sorted(self.turn_kinds.items())),
                 "records_kept": len(self.turns),
             },
-            "sessions": {"opened": self.sessions_opened, "failed": self.sessions_failed},
+            "sessions": {
+                "opened": self.sessions_opened,
+                "failed": self.sessions_failed,
+                "reopened": self.sessions_reopened,
+            },
             "audio": {
                 "frames": self.frames,
                 "seconds": round(self.audio_s, 3),

@@ -102,6 +102,7 @@ class LocalStack:
         *,
         emulator: str = "separate",
         max_sessions: int = 1000,
+        workers: int | None = None,
         daemon_args: list[str] | None = None,
         workdir: Path | None = None,
         real: bool = False,
@@ -115,6 +116,7 @@ class LocalStack:
             raise TargetError("refusing to load-test real Convai without --allow-real")
         self.emulator = emulator
         self.max_sessions = max_sessions
+        self.workers = workers
         self.daemon_args = list(daemon_args or [])
         self.real = real
         self.log_level = log_level
@@ -151,7 +153,10 @@ class LocalStack:
             "--connection-file", str(conn),
             "--max-sessions", str(self.max_sessions),
             "--log-level", self.log_level,
+            "--metrics-port", "0",  # several stacks (tests, Locust workers) must not fight over one port
         ]  # fmt: skip
+        if self.workers is not None:
+            daemon_cmd += ["--workers", str(self.workers)]
         emulator_pid = None
         if self.real:
             env = dict(os.environ)
