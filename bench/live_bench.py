@@ -4,9 +4,11 @@ The LiveKit-compatible server and its bots run in a *separate process*, so the C
 is only the client (daemon) side: LiveKit signalling, two aiortc peer connections, Opus encode of
 a steady mic tone and Opus decode of the bot's steady tone, per session.
 
-Server choice: the emulator's realtime server (``bridge.emulator.realtime``) when it is importable
-and serves ``/rtc``; otherwise the transport tests' fake server
-(``tests/live_transport/lt_fake_livekit.py``). ``run()`` reports which one in ``server``.
+Server choice: the emulator (``bridge.emulator`` with its realtime extension) when importable: each
+session is a real ``POST /connect`` and the bot is kept talking with back-to-back text turns.
+Otherwise, or with ``--server fake``, the transport tests' fake LiveKit
+(``tests/live_transport/lt_fake_livekit.py``) whose bot streams a steady tone. ``run()`` reports
+which one in ``live_server``.
 
 ``run()`` returns ``live_cpu_pct_per_session`` (process CPU, user+system, all threads, divided by
 wall time and by the number of sessions, in % of one core, averaged over the steady window) and
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +42,10 @@ FAKE_SERVER = ROOT / "tests" / "live_transport" / "lt_fake_livekit.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bridge.backends.live.connect import connect_session  # noqa: E402
 from bridge.backends.live.livekit import LiveKitTransport  # noqa: E402
 
+CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
 RATE = 48000
 FRAME = 960
 
@@ -50,25 +55,49 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class _Server:
-    """The server process: started on a free port, stopped with SIGTERM."""
+def _emulator_available() -> bool:
+    try:
+        import bridge.emulator.realtime  # noqa: F401
+        import bridge.emulator.server  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    def __init__(self) -> None:
+
+async def _serve_emulator(port_file: Path) -> None:
+    """``--serve-emulator``: the emulator with its realtime side, until SIGTERM."""
+    import signal
+
+    from bridge.emulator.config import EmulatorConfig
+    from bridge.emulator.realtime import register
+    from bridge.emulator.server import Emulator
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Emulator(EmulatorConfig(voice_engine="synthetic"), [register]) as emu:
+        port_file.write_text(emu.base_url)
+        await stop.wait()
+
+
+class _Server:
+    """The server process (emulator, else the tests' fake LiveKit): started on a free port."""
+
+    def __init__(self, prefer_emulator: bool = True) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
-        self.token = ""
-        self.kind = ""
+        self.kind = "emulator" if prefer_emulator and _emulator_available() else "fake"
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             port_file = Path(tmp) / "url"
             env = dict(os.environ, PYTHONPATH=str(ROOT))
-            self.proc = subprocess.Popen(
-                [sys.executable, str(FAKE_SERVER), "--port-file", str(port_file)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            if self.kind == "emulator":
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", str(port_file)]
+            else:
+                cmd = [sys.executable, str(FAKE_SERVER), "--port-file", str(port_file)]
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.monotonic() + timeout
             while not port_file.exists() or not port_file.read_text():
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -77,11 +106,18 @@ class _Server:
                     raise RuntimeError(f"benchmark server did not start: {err[-2000:]}")
                 time.sleep(0.05)
             self.url = port_file.read_text().strip()
+
+    async def join(self, http: aiohttp.ClientSession, index: int) -> tuple[str, str]:
+        """Room URL and token for one session."""
+        if self.kind == "emulator":
+            from bridge.emulator.config import DEV_API_KEY
+
+            result = await connect_session(http, self.url, DEV_API_KEY, {"character_id": CHARACTER}, timeout=15)
+            return result.room_url, result.token
         sys.path.insert(0, str(FAKE_SERVER.parent))
         from lt_fake_livekit import FakeLiveKit
 
-        self.token = FakeLiveKit.token("bench")
-        self.kind = "tests/live_transport fake LiveKit"
+        return self.url, FakeLiveKit.token(f"bench{index}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -92,6 +128,29 @@ class _Server:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.proc = None
+
+
+class _Talker:
+    """Keeps the emulator's bot talking: a long text turn, and another when it completes."""
+
+    PROMPT = "Tell me the whole story of the dragon attack on the village, every detail of it please."
+
+    def __init__(self, transport: LiveKitTransport) -> None:
+        self.transport = transport
+        self.turns = 0
+        self.pending: asyncio.Task[None] | None = None
+
+    def on_json(self, message: dict[str, Any], sender: str) -> None:
+        data = message.get("data")
+        kind = data.get("type") if message.get("type") == "server-message" and isinstance(data, dict) else None
+        if (kind or message.get("type")) == "bot-turn-completed":
+            self.ask()
+
+    def ask(self) -> None:
+        self.turns += 1
+        message = {"label": "rtvi-ai", "type": "user_text_message", "id": f"t{self.turns}",
+                   "data": {"text": self.PROMPT}}
+        self.pending = asyncio.ensure_future(self.transport.send_json(message))
 
 
 async def _feed_mic(transports: list[LiveKitTransport], stop: asyncio.Event) -> None:
@@ -111,23 +170,32 @@ async def _feed_mic(transports: list[LiveKitTransport], stop: asyncio.Event) -> 
             await asyncio.sleep(delay)
 
 
-async def _measure(url: str, token: str, sessions: int, seconds: float, warmup: float,
+async def _measure(server: _Server, sessions: int, seconds: float, warmup: float,
                    profile: cProfile.Profile | None) -> dict[str, Any]:
     transports: list[LiveKitTransport] = []
+    talkers: list[_Talker] = []
     connect_ms: list[float] = []
     audio_frames = [0] * sessions
+    http = aiohttp.ClientSession()
     try:
         for i in range(sessions):
-            transport = LiveKitTransport(url, token)
+            room_url, token = await server.join(http, i)
+            transport = LiveKitTransport(room_url, token)
 
             def count(pcm: np.ndarray, rate: int, channels: int, i: int = i) -> None:
                 audio_frames[i] += 1
 
             transport.on_bot_audio = count
+            talker = _Talker(transport)
+            transport.on_json = talker.on_json
             started = time.perf_counter()
             await transport.connect(timeout=15)
             connect_ms.append((time.perf_counter() - started) * 1000)
             transports.append(transport)
+            talkers.append(talker)
+        if server.kind == "emulator":
+            for talker in talkers:
+                talker.ask()
         stop = asyncio.Event()
         feeder = asyncio.ensure_future(_feed_mic(transports, stop))
         await asyncio.sleep(warmup)
@@ -153,20 +221,23 @@ async def _measure(url: str, token: str, sessions: int, seconds: float, warmup: 
             "live_bot_fps_per_session": round(received / wall / sessions, 1),
             "live_mic_fps_per_session": round(sent / wall / sessions, 1),
             "live_mic_dropped": sum(t.stats.mic_dropped for t in transports),
+            "live_bot_turns": sum(t.turns for t in talkers),
         }
     finally:
         for transport in transports:
             with contextlib.suppress(Exception):
                 await transport.close()
+        await http.close()
 
 
-def run(sessions: int = 8, seconds: float = 10.0, warmup: float = 2.0, profile_path: str | None = None) -> dict:
+def run(sessions: int = 8, seconds: float = 10.0, warmup: float = 2.0, profile_path: str | None = None,
+        prefer_emulator: bool = True) -> dict:
     """Start the server process, measure ``sessions`` steady sessions, return the numbers."""
-    server = _Server()
+    server = _Server(prefer_emulator)
     server.start()
     profile = cProfile.Profile() if profile_path else None
     try:
-        result = asyncio.run(_measure(server.url, server.token, sessions, seconds, warmup, profile))
+        result = asyncio.run(_measure(server, sessions, seconds, warmup, profile))
     finally:
         server.stop()
     if profile is not None and profile_path:
@@ -180,9 +251,16 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--server", choices=("emulator", "fake"), default="emulator",
+                        help="the emulator (falls back to the fake when not importable) or the tests' fake LiveKit")
     parser.add_argument("--profile", help="write a cProfile of the steady window here")
+    parser.add_argument("--serve-emulator", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(json.dumps(run(args.sessions, args.seconds, args.warmup, args.profile), indent=2))
+    if args.serve_emulator:
+        asyncio.run(_serve_emulator(args.serve_emulator))
+        return
+    result = run(args.sessions, args.seconds, args.warmup, args.profile, prefer_emulator=args.server == "emulator")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

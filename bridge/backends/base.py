@@ -40,6 +40,7 @@ class OpenParams:
     lipsync: dict[str, Any] | None = None
     transport: str | None = None
     url: str | None = None
+    audio_routing: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

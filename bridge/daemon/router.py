@@ -101,6 +101,7 @@ class Daemon(EngineEndpoint):
             lipsync=msg.get("lipsync"),
             transport=msg.get("transport"),
             url=msg.get("url"),
+            audio_routing=msg.get("audio_routing"),
         )
         holder: dict[str, Session] = {}
         assert self.http is not None

@@ -14,6 +14,7 @@ from bridge.wire.codec import Message
 from tests.conftest import CHARACTER
 
 GUARD = "c0ffee00-0000-4000-8000-000000000002"
+MERCHANT = "c0ffee00-0000-4000-8000-000000000003"
 ACTIONS = {"actions": ["Move To", "Pick Up", "Wave"], "objects": [{"name": "cube", "description": "a red cube"}]}
 
 
@@ -27,8 +28,9 @@ async def open_live(client: BridgeClient, transport: str = "livekit", **kw: obje
 
 @pytest.mark.parametrize("transport", ["livekit", "sdp"])
 async def test_text_turn_over_each_transport(client: BridgeClient, transport: str) -> None:
-    npc = await open_live(client, transport, audio={"sample_rate": 24000, "channels": 1, "frame_ms": 20},
-                          lipsync={"provider": "visemes"})
+    npc = await open_live(
+        client, transport, audio={"sample_rate": 24000, "channels": 1, "frame_ms": 20}, lipsync={"provider": "visemes"}
+    )
     assert npc.opened["backend"] == "live" and npc.opened["transport"] == transport
     assert npc.opened["character_session_id"]
     turn = await npc.text("Could you grab the cube?")
@@ -175,3 +177,40 @@ async def test_tone_frequency_survives_bot_audio_path(daemon: Daemon, client: Br
     assert all(f["samples"] == 160 for f in frames[:-1])
     pcm = np.frombuffer(b"".join(f.frames[0] for f in frames), dtype="<i2")
     assert 60 < dominant_frequency(pcm, 16000) < 4000
+
+
+async def test_audio_over_the_data_channel(client: BridgeClient) -> None:
+    """audio_routing=data_only: Convai sends base64 PCM `audio-data` chunks instead of the media track."""
+    npc = await open_live(
+        client, audio_routing="data_only", audio={"sample_rate": 16000, "channels": 1, "frame_ms": 20}
+    )
+    turn = await npc.text("Hello there!")
+    events = await npc.collect_turn(turn, timeout=30)
+    frames = [m for m in events if m.type == "audio_out"]
+    pcm = np.frombuffer(b"".join(f.frames[0] for f in frames), dtype="<i2").astype(float)
+    assert len(pcm) / 16000 > 0.5 and np.sqrt(np.mean(pcm**2)) > 300
+    assert [f["offset"] for f in frames] == [sum(f["samples"] for f in frames[:i]) for i in range(len(frames))]
+
+
+@pytest.mark.parametrize("character", [GUARD, MERCHANT])
+async def test_shape_variants_are_normalised(client: BridgeClient, character: str) -> None:
+    """Emulator flags: the guard sends string actions, wrapped server-responses and every event in two shapes;
+    the merchant sends server-responses flat and wrapped plus pipecat's error-response noise."""
+    npc = await client.open_session(
+        character,
+        backend="live",
+        action_config={"actions": ["Draw Sword", "Move To", "Follow"], "objects": [{"name": "gate"}]},
+    )
+    ack = await npc.request("tts_toggle", enabled=True)
+    assert ack.get("result", {}).get("acknowledged", True) is not False  # the wrapped server-response resolved it
+    for text in ("Hello, I am Bo.", "Help! A dragon is attacking the gate!"):
+        turn = await npc.text(text)
+        events = await npc.collect_turn(turn, timeout=30)
+        seq = types(events)
+        assert "error" not in seq
+        assert seq.count("bot_started_speaking") == 1 and seq.count("bot_stopped_speaking") == 1
+        assert seq.count("turn_completed") == 1
+        assert len([m for m in events if m.type == "user_transcript" and m["final"]]) == 1
+        for m in events:
+            if m.type == "actions":
+                assert all(isinstance(a["name"], str) and a["name"] for a in m["actions"])

@@ -5,8 +5,8 @@ Speaks the signalling subset in the reference (v0 dual-PC ``/rtc``, v1 single-PC
 Opus track, answers RTVI ``client-ready`` with ``bot-ready`` and echoes every other message inside a
 ``server-message``. Candidates are trickled separately from the SDP, as the real server does.
 Fault switches (set on the server object between tests): ``no_pong``, ``refuse_join``,
-``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``). ``drop_socket()`` / ``send_leave()`` act
-on live sessions.
+``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``).
+``drop_socket()`` / ``send_leave()`` act on live sessions.
 
 Run standalone (for benchmarks): ``python lt_fake_livekit.py --port-file PATH``.
 """
@@ -127,7 +127,9 @@ class FakeSession:
             return
         join = rtc.JoinResponse(
             room=models.Room(sid="RM_fake0001", name="room1"),
-            participant=models.ParticipantInfo(sid=self.sid, identity=self.identity, state=models.ParticipantInfo.State.JOINED),
+            participant=models.ParticipantInfo(
+                sid=self.sid, identity=self.identity, state=models.ParticipantInfo.State.JOINED
+            ),
             other_participants=[self.bot_info()],
             server_version="1.9.0",
             server_info=models.ServerInfo(version="1.9.0", protocol=16),
@@ -200,8 +202,10 @@ class FakeSession:
         elif kind == "add_track":
             sid = f"TR_mic{len(self.mic_published):04d}"
             self.mic_published.append(sid)
-            info = models.TrackInfo(sid=sid, type=req.add_track.type, source=req.add_track.source, name=req.add_track.name)
-            await self.send(rtc.SignalResponse(track_published=rtc.TrackPublishedResponse(cid=req.add_track.cid, track=info)))
+            add = req.add_track
+            info = models.TrackInfo(sid=sid, type=add.type, source=add.source, name=add.name)
+            published = rtc.TrackPublishedResponse(cid=add.cid, track=info)
+            await self.send(rtc.SignalResponse(track_published=published))
         elif kind == "ping_req":
             self.pings += 1
             if not self.server.no_pong:
@@ -242,7 +246,8 @@ class FakeSession:
         message = json.loads(packet.user.payload)
         self.received.append(message)
         if message.get("type") == "client-ready":
-            self.bot_send({"label": "rtvi-ai", "type": "bot-ready", "id": message.get("id", ""), "data": {"version": "2.2.0"}})
+            ready = {"label": "rtvi-ai", "type": "bot-ready", "id": message.get("id", ""), "data": {"version": "2.2.0"}}
+            self.bot_send(ready)
         else:
             self.bot_send({"label": "rtvi-ai", "type": "server-message", "data": {"echo": message}})
 

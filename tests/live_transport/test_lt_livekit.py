@@ -198,6 +198,9 @@ async def test_server_leave_disconnects_with_reason(livekit: FakeLiveKit) -> Non
         await wait_for(lambda: len(rec.states) == 2, what="disconnected state")
         state, reason = rec.states[1]
         assert state == "disconnected" and reason is not None and "ROOM_DELETED" in reason
+        # close() while the background teardown runs joins it instead of racing it
+        await asyncio.wait_for(transport.close(), 3)
+        assert transport.state == "closed"
     finally:
         await transport.close()
 

@@ -73,6 +73,8 @@ def connect_body(p: OpenParams) -> dict[str, Any]:
         }
     elif lipsync.get("provider") == "visemes":
         body["blendshape_provider"] = "ovr"
+    if p.audio_routing and p.audio_routing != "audio_only":
+        body["audio_config"] = {"output": {"audio_routing": p.audio_routing, "max_chunk_duration_ms": 100}}
     body["invocation_metadata"] = {"source": "convai-bridge", "client_version": bridge.__version__}
     return body
 
@@ -256,10 +258,13 @@ class LiveBackend(Backend):
             return
         if isinstance(event, ev.Ready):
             self.character_session_id = event.character_session_id
+        if isinstance(event, ev.BotAudio) and self.params.audio_routing != "data_only":
+            return  # audio-data duplicates the media track unless the track is off
         if isinstance(event, ev.TurnStart | ev.UserTranscript):
             self._suppress = False  # a new user turn: the bot may speak again
         elif self._suppress and isinstance(
-            event, ev.BotText | ev.BotSpeaking | ev.Actions | ev.Emotion | ev.Visemes | ev.Blendshapes | ev.TurnEnd
+            event,
+            ev.BotText | ev.BotSpeaking | ev.BotAudio | ev.Actions | ev.Emotion | ev.Visemes | ev.Blendshapes | ev.TurnEnd,
         ):
             return  # leftovers of an interrupted reply
         if isinstance(event, ev.BotSpeaking):
@@ -302,7 +307,7 @@ class LiveBackend(Backend):
 
     def _on_bot_audio(self, pcm: np.ndarray, rate: int, channels: int) -> None:
         self.stats["bot_frames"] += 1
-        if self._suppress or not self.params.voice:
+        if self._suppress or not self.params.voice or self.params.audio_routing == "data_only":
             return
         if self._speaking:
             self.ctx.sink(ev.BotAudio(pcm, rate, channels))

@@ -45,7 +45,7 @@ from bridge.backends.live import fastaudio
 from bridge.backends.live.ice import is_loopback_url, rtc_configuration, select_ice_servers
 from bridge.backends.live.media import MicTrack, pump_track
 from bridge.backends.live.sdpinfo import media_msids
-from bridge.backends.live.transport import TransportBase, TransportError
+from bridge.backends.live.transport import PC_CLOSE_TIMEOUT_S, TransportBase, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -619,7 +619,8 @@ class LiveKitTransport(TransportBase):
         for peer in (self._pub, self._sub):
             if peer is not None:
                 with contextlib.suppress(Exception):
-                    await peer.pc.close()
+                    async with asyncio.timeout(PC_CLOSE_TIMEOUT_S):
+                        await peer.pc.close()
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()

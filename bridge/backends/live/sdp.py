@@ -37,7 +37,7 @@ from bridge.backends.errors import scrub
 from bridge.backends.live import fastaudio
 from bridge.backends.live.ice import is_loopback_url, rtc_configuration
 from bridge.backends.live.media import MicTrack, pump_track
-from bridge.backends.live.transport import TransportBase, TransportError
+from bridge.backends.live.transport import PC_CLOSE_TIMEOUT_S, TransportBase, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,8 @@ class SmallWebRTCTransport(TransportBase):
             raise TransportError("rtc_unreachable", message, True) from None
         if status >= 300:
             detail = _detail(text)
-            message = scrub(f"the bot refused the offer: HTTP {status}{f' ({detail})' if detail else ''}", self._secrets)
+            suffix = f" ({detail})" if detail else ""
+            message = scrub(f"the bot refused the offer: HTTP {status}{suffix}", self._secrets)
             if status in (401, 403):
                 raise TransportError("rtc_unauthorized", message, False)
             raise TransportError("rtc_rejected", message, status >= 500 or status == 429)
@@ -224,7 +225,8 @@ class SmallWebRTCTransport(TransportBase):
         await self._cancel_tasks()
         if self._pc is not None:
             with contextlib.suppress(Exception):
-                await self._pc.close()
+                async with asyncio.timeout(PC_CLOSE_TIMEOUT_S):
+                    await self._pc.close()
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None

@@ -56,6 +56,8 @@ StateCallback = Callable[[str, str | None], None]
 
 _T = TypeVar("_T")
 
+SHUTDOWN_TIMEOUT_S = 5.0
+PC_CLOSE_TIMEOUT_S = 2.0
 MIC_SAMPLE_RATE = 48000
 MIC_FRAME_SAMPLES = 960
 
@@ -128,8 +130,8 @@ class TransportBase:
     """Owner callbacks, once-only state reporting and task bookkeeping shared by the transports.
 
     Subclasses implement ``_connect_inner()`` (runs under the connect timeout, inside the ICE and
-    audio scopes) and ``_shutdown(goodbye)`` (idempotent teardown; ``goodbye`` says whether to
-    tell the peer).
+    audio scopes) and ``_shutdown(goodbye)`` (the teardown, run at most once; ``goodbye`` says
+    whether to tell the peer).
     """
 
     def __init__(self, *, loopback: bool, secrets: tuple[str, ...] = ()) -> None:
@@ -143,6 +145,7 @@ class TransportBase:
         self._secrets = secrets
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dead: asyncio.Future[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
 
     @property
     def state(self) -> str:
@@ -181,12 +184,28 @@ class TransportBase:
             return
         self._closing = True
         self._state = "closed"
-        await self._shutdown(goodbye=True)
+        await self._finish_shutdown(goodbye=True)
 
     async def _fail_connect(self) -> None:
         self._closing = True
-        await self._shutdown(goodbye=True)
+        await self._finish_shutdown(goodbye=True)
         self._state = "failed"
+
+    def _begin_shutdown(self, *, goodbye: bool) -> asyncio.Task[None]:
+        """Start the one teardown; later callers join it rather than racing a second one."""
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown(goodbye=goodbye))
+            self._shutdown_task.set_name(f"{type(self).__name__}-shutdown")
+        return self._shutdown_task
+
+    async def _finish_shutdown(self, *, goodbye: bool) -> None:
+        task = self._begin_shutdown(goodbye=goodbye)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("%s teardown did not finish within %g s", type(self).__name__, SHUTDOWN_TIMEOUT_S)
+        except Exception:
+            log.warning("%s teardown failed", type(self).__name__, exc_info=True)
 
     async def _connect_inner(self) -> None:
         raise NotImplementedError
@@ -207,7 +226,7 @@ class TransportBase:
             self._state = state
             self._closing = True
             self._call_state(state, reason)
-            self._spawn(self._shutdown(goodbye=state == "disconnected"), "shutdown")
+            self._begin_shutdown(goodbye=state == "disconnected")
 
     # ------------------------------------------------------------------ helpers
 
