@@ -119,6 +119,16 @@ class _Server:
 
         return self.url, FakeLiveKit.token(f"bench{index}")
 
+    def cpu_seconds(self) -> float:
+        """The server process' CPU time so far (context for the client number)."""
+        if self.proc is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -151,6 +161,7 @@ class _Talker:
         message = {"label": "rtvi-ai", "type": "user_text_message", "id": f"t{self.turns}",
                    "data": {"text": self.PROMPT}}
         self.pending = asyncio.ensure_future(self.transport.send_json(message))
+        self.pending.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
 async def _feed_mic(transports: list[LiveKitTransport], stop: asyncio.Event) -> None:
@@ -201,13 +212,13 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
         await asyncio.sleep(warmup)
         frames_before = sum(audio_frames)
         sent_before = sum(t.stats.mic_frames_sent + t.stats.mic_silence_frames for t in transports)
-        cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+        cpu0, server0, wall0 = _cpu_seconds(), server.cpu_seconds(), time.perf_counter()
         if profile is not None:
             profile.enable()
         await asyncio.sleep(seconds)
         if profile is not None:
             profile.disable()
-        cpu1, wall1 = _cpu_seconds(), time.perf_counter()
+        cpu1, server1, wall1 = _cpu_seconds(), server.cpu_seconds(), time.perf_counter()
         stop.set()
         await feeder
         wall = wall1 - wall0
@@ -222,6 +233,8 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
             "live_mic_fps_per_session": round(sent / wall / sessions, 1),
             "live_mic_dropped": sum(t.stats.mic_dropped for t in transports),
             "live_bot_turns": sum(t.turns for t in talkers),
+            "live_server_cpu_pct": round(100 * (server1 - server0) / wall, 1),
+            "live_loadavg_1m": round(os.getloadavg()[0], 2),
         }
     finally:
         for transport in transports:

@@ -31,11 +31,11 @@ class RawPeer:
     async def send(self, *parts: bytes) -> None:
         await self.sock.send_multipart(list(parts))
 
-    async def recv(self, timeout: float = 3.0) -> dict:
+    async def recv(self, timeout: float = 10.0) -> dict:
         parts = await asyncio.wait_for(self.sock.recv_multipart(), timeout)
         return msgpack.unpackb(parts[0], raw=False)
 
-    async def recv_type(self, msg_type: str, timeout: float = 3.0) -> dict:
+    async def recv_type(self, msg_type: str, timeout: float = 10.0) -> dict:
         while True:
             msg = await self.recv(timeout)
             if msg["type"] == msg_type:

@@ -161,3 +161,35 @@ def test_media_msids() -> None:
         "m=audio 9 UDP/TLS/RTP/SAVPF 111", "a=mid:2", "a=ssrc:1 msid:PA_b|TR_y TR_y",
     ])
     assert media_msids(sdp) == {"0": ("PA_bot|TR_x", "TR_x"), "2": ("PA_b|TR_y", "TR_y")}
+
+
+async def test_mic_track_paces_frames_and_reuses_settled_silence() -> None:
+    from bridge.backends.live.media import MicTrack
+    from bridge.backends.live.transport import TransportStats
+
+    class Encoded:
+        def __init__(self, data: bytes, timestamp: int) -> None:
+            self.data, self.timestamp = data, timestamp
+
+    stats = TransportStats()
+    track = MicTrack(stats)
+    decoder = fastaudio.MonoOpusDecoder()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    packets = [await track.recv() for _ in range(12)]  # nothing queued: silence
+    for frame in tone_frames(600, 20):
+        track.push(frame)
+    packets += [await track.recv() for _ in range(20)]
+    elapsed = loop.time() - started
+    assert 0.55 < elapsed < 0.9  # 32 frames of 20 ms, paced in real time (the first is immediate)
+    assert [p.pts for p in packets] == [i * 960 for i in range(32)]
+    assert stats.mic_silence_frames == 12 and stats.mic_frames_sent == 20
+    assert bytes(packets[10]) == bytes(packets[11])  # settled silence is resent, not re-encoded
+    pcm = []
+    for packet in packets:
+        for frame in decoder.decode(Encoded(bytes(packet), packet.pts)):
+            pcm.append(np.frombuffer(frame.planes[0], np.int16, count=frame.samples))
+    silence, speech = np.concatenate(pcm[:12]), np.concatenate(pcm[-15:])
+    assert np.abs(silence).max() < 50
+    assert abs(dominant_frequency(speech) - 600) < 10
+    track.stop()

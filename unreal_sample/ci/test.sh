@@ -51,7 +51,7 @@ if [[ -x "$PYTHON" ]]; then
 fi
 
 # 1. Configure + build (out of tree).
-if ! cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$LOGS/configure.log" 2>&1; then
+if ! cmake -S "$HERE" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$LOGS/configure.log" 2>&1; then
   cat "$LOGS/configure.log"
   failed=$((failed + 1))
   finish

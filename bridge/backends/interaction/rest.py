@@ -8,7 +8,6 @@ frames and paces it. TTS toggling maps to `voiceResponse`; STT muting drops micr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -18,9 +17,10 @@ import numpy as np
 
 from bridge.audio.resample import StreamResampler
 from bridge.audio.wav import encode_wav
-from bridge.backends.base import Backend, BackendContext, OpenParams
+from bridge.backends.base import BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
 from bridge.backends.interaction.http import post_json_reply
+from bridge.backends.interaction.turns import OneRequestPerTurn
 from bridge.backends.retry import with_retries
 from bridge.translate import events as ev
 from bridge.translate.rest import translate_reply
@@ -33,60 +33,21 @@ MAX_UTTERANCE_S = 60
 AUDIO_CHUNK_S = 0.1
 
 
-class RestBackend(Backend):
+class RestBackend(OneRequestPerTurn):
     name = "interaction"
     capabilities = ("audio_in", "audio_out", "lipsync", "interrupt", "tts_toggle", "stt_toggle")
 
     def __init__(self, ctx: BackendContext, params: OpenParams) -> None:
         super().__init__(ctx, params)
-        if not ctx.config.api_key:
-            raise ProtocolError("convai_unauthorized", "the daemon has no Convai API key configured", fatal=True)
         self._voice = params.voice
         self._muted = False
-        self._task: asyncio.Task[None] | None = None
         self._mic: list[np.ndarray] = []
         self._mic_samples = 0
         self._mic_resampler: StreamResampler | None = None
         self._mic_key: tuple[int, int] | None = None
 
-    @property
-    def _key(self) -> str:
-        return self.ctx.config.api_key.reveal() or ""
-
     def _url(self, path: str) -> str:
         return self.ctx.config.rest_url.rstrip("/") + path
-
-    async def open(self) -> str:
-        """Check the key and the character up front, so a bad id fails at open rather than mid-game."""
-        cfg = self.ctx.config
-        await with_retries(
-            lambda: post_json_reply(
-                self.ctx.http,
-                self._url("/character/get"),
-                what="character lookup",
-                timeout=cfg.request_timeout_s,
-                secrets=[self._key],
-                json={"charID": self.params.character_id},
-                headers={"CONVAI-API-KEY": self._key},
-            ),
-            max_retries=cfg.max_retries,
-            base=cfg.retry_base_s,
-            cap=cfg.retry_cap_s,
-        )
-        return self.character_session_id or ""
-
-    async def close(self) -> None:
-        await self._cancel()
-
-    async def _cancel(self) -> None:
-        task, self._task = self._task, None
-        if task and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    def _start(self, form: aiohttp.FormData, voice_input: bool) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._turn(form, voice_input))
 
     def _form(self) -> aiohttp.FormData:
         form = aiohttp.FormData()
@@ -105,10 +66,9 @@ class RestBackend(Backend):
         return form
 
     async def send_text(self, text: str) -> dict[str, Any] | None:
-        await self._cancel()
         form = self._form()
         form.add_field("userText", text)
-        self._start(form, voice_input=False)
+        await self._start(self._turn(form, voice_input=False))
         return None
 
     def audio_in(self, pcm: np.ndarray, sample_rate: int, channels: int) -> None:
@@ -134,15 +94,10 @@ class RestBackend(Backend):
         self._mic, self._mic_samples = [], 0
         if pcm.shape[0] < STT_RATE // 10:
             raise ProtocolError("invalid_field", "less than 100 ms of microphone audio since the last utterance")
-        await self._cancel()
         form = self._form()
         form.add_field("file", encode_wav(pcm, STT_RATE, 1), filename="audio.wav", content_type="audio/wav")
-        self._start(form, voice_input=True)
+        await self._start(self._turn(form, voice_input=True))
         return {"audio_ms": int(pcm.shape[0] * 1000 / STT_RATE)}
-
-    async def interrupt(self) -> dict[str, Any] | None:
-        await self._cancel()
-        return None
 
     async def tts_toggle(self, enabled: bool) -> dict[str, Any] | None:
         self._voice = enabled

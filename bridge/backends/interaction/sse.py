@@ -7,73 +7,27 @@ dropped stream: the engine gets `convai_stream_dropped` and the turn ends aborte
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import aiohttp
 
-from bridge.backends.base import Backend, BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
-from bridge.backends.interaction.http import post_json_reply, request
+from bridge.backends.interaction.http import request
+from bridge.backends.interaction.turns import OneRequestPerTurn
 from bridge.backends.retry import with_retries
 from bridge.translate import events as ev
 from bridge.translate.sse import parse_sse_lines, translate_sse
-from bridge.wire.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
 
-class StreamBackend(Backend):
+class StreamBackend(OneRequestPerTurn):
     name = "stream"
     capabilities = ("text_stream", "interrupt")
 
-    def __init__(self, ctx: BackendContext, params: OpenParams) -> None:
-        super().__init__(ctx, params)
-        if not ctx.config.api_key:
-            raise ProtocolError("convai_unauthorized", "the daemon has no Convai API key configured", fatal=True)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def _key(self) -> str:
-        return self.ctx.config.api_key.reveal() or ""
-
-    async def open(self) -> str:
-        cfg = self.ctx.config
-        await with_retries(
-            lambda: post_json_reply(
-                self.ctx.http,
-                cfg.rest_url.rstrip("/") + "/character/get",
-                what="character lookup",
-                timeout=cfg.request_timeout_s,
-                secrets=[self._key],
-                json={"charID": self.params.character_id},
-                headers={"CONVAI-API-KEY": self._key},
-            ),
-            max_retries=cfg.max_retries,
-            base=cfg.retry_base_s,
-            cap=cfg.retry_cap_s,
-        )
-        return self.character_session_id or ""
-
-    async def close(self) -> None:
-        await self._cancel()
-
-    async def _cancel(self) -> None:
-        task, self._task = self._task, None
-        if task and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
     async def send_text(self, text: str) -> dict[str, Any] | None:
-        await self._cancel()
-        self._task = asyncio.get_running_loop().create_task(self._turn(text))
-        return None
-
-    async def interrupt(self) -> dict[str, Any] | None:
-        await self._cancel()
+        await self._start(self._turn(text))
         return None
 
     def _form(self, text: str) -> aiohttp.FormData:

@@ -21,7 +21,9 @@ Fixes, in order of depth:
 * ``inline_decode`` hook: audio ``RTCRtpReceiver`` objects created *inside*
   :func:`fast_receive` (the Live transports wrap their connections in it) decode on the event loop
   as soon as the jitter buffer releases a frame, straight into the track's queue, with a mono Opus
-  decoder. The per-receiver decoder thread then exits at once. Receivers created elsewhere in the
+  decoder. The per-receiver decoder thread then exits at once. The transports also attach their
+  audio callback as the decoder's sink (:func:`attach_sink`), so a frame reaches ``on_bot_audio``
+  in the same loop iteration its last RTP packet arrived in. Receivers created elsewhere in the
   process are untouched. This touches aiortc internals (``RTCRtpReceiver.__init__``, the
   module-level ``decoder_worker`` and the name-mangled ``__decoder_queue``/``__decoder_error``
   attributes), hence the version guard.
@@ -104,6 +106,9 @@ class InlineAudioDecoder:
         self._codec_name: str | None = None
         self._decoder: Any = None
         self.decoded = 0
+        # When set, decoded frames go straight to this callable instead of the track's queue
+        # (saves a queue hand-off and a task wake-up per frame).
+        self.sink: Callable[[AudioFrame], None] | None = None
 
     def _output(self) -> asyncio.Queue[Any] | None:
         receiver = self._receiver()
@@ -127,9 +132,13 @@ class InlineAudioDecoder:
             log.warning("failed to decode a %s frame: %s", codec.name, exc)
             self._decode_error.set()
             return
+        sink = self.sink
         for frame in frames:
             self.decoded += 1
-            output.put_nowait(frame)
+            if sink is not None:
+                sink(frame)
+            else:
+                output.put_nowait(frame)
 
 
 def _decoder_worker(loop: Any, input_q: Any, output_q: Any, decode_error: Any) -> None:
@@ -144,6 +153,15 @@ def _receiver_init(self: Any, kind: str, transport: Any) -> None:
         error = getattr(self, "_RTCRtpReceiver__decoder_error", None)
         if isinstance(error, threading.Event) and hasattr(self, "_RTCRtpReceiver__decoder_queue"):
             self._RTCRtpReceiver__decoder_queue = InlineAudioDecoder(self, error)
+
+
+def attach_sink(receiver: Any, sink: Callable[[AudioFrame], None]) -> bool:
+    """Deliver a receiver's decoded frames to ``sink`` directly; False if it decodes the usual way."""
+    decoder = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+    if not isinstance(decoder, InlineAudioDecoder):
+        return False
+    decoder.sink = sink
+    return True
 
 
 @contextlib.contextmanager

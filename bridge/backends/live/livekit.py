@@ -43,7 +43,7 @@ import bridge
 from bridge.backends.errors import scrub
 from bridge.backends.live import fastaudio
 from bridge.backends.live.ice import is_loopback_url, rtc_configuration, select_ice_servers
-from bridge.backends.live.media import MicTrack, pump_track
+from bridge.backends.live.media import MicTrack, deliver_frames
 from bridge.backends.live.sdpinfo import media_msids
 from bridge.backends.live.transport import PC_CLOSE_TIMEOUT_S, TransportBase, TransportError
 
@@ -553,18 +553,20 @@ class LiveKitTransport(TransportBase):
         return info.identity if info else None
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        mid = None
+        mid, receiver = None, None
         for peer in (self._sub, self._pub):
             if peer is None:
                 continue
             for transceiver in peer.pc.getTransceivers():
                 if transceiver.receiver.track is track:
-                    mid = transceiver.mid
+                    mid, receiver = transceiver.mid, transceiver.receiver
         owner = self._owner_of(track, mid)
         wanted = track.kind == "audio" and (self._bot_identity is None or owner == self._bot_identity)
         log.debug("remote %s track mid=%s owner=%s wanted=%s", track.kind, mid, owner, wanted)
         deliver = self._emit_audio if wanted else _discard_audio
-        self._spawn(pump_track(track, deliver, f"{owner}/{mid}"), f"track-{mid}")
+        reader = deliver_frames(receiver, track, deliver, f"{owner}/{mid}")
+        if reader is not None:  # every remote track must be drained, wanted or not
+            self._spawn(reader, f"track-{mid}")
 
     def _on_data(self, data: bytes | str) -> None:
         if isinstance(data, str):

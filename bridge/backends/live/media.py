@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fractions
 import logging
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, CodecContext
 from av.packet import Packet
 
+from bridge.backends.live import fastaudio
 from bridge.backends.live.transport import MIC_FRAME_SAMPLES, MIC_SAMPLE_RATE, TransportStats
 
 log = logging.getLogger(__name__)
@@ -33,16 +36,18 @@ class MicOpusEncoder:
 
     aiortc's own encoder resamples mono to stereo and encodes 96 kbps stereo in a thread pool;
     voice for speech recognition needs neither (see :mod:`bridge.backends.live.fastaudio`).
+    Complexity 5 (libwebrtc's choice on mobile) encodes speech in ~40 % less CPU than libopus'
+    default 10 at the same bitrate.
     """
 
-    def __init__(self, bitrate: int = 32000) -> None:
+    def __init__(self, bitrate: int = 32000, complexity: int = 5) -> None:
         self.codec = CodecContext.create("libopus", "w")
         self.codec.bit_rate = bitrate
         self.codec.format = "s16"
         self.codec.layout = "mono"
         self.codec.sample_rate = MIC_SAMPLE_RATE
         self.codec.time_base = _TIME_BASE
-        self.codec.options = {"application": "voip"}
+        self.codec.options = {"application": "voip", "compression_level": str(complexity)}
         self._frame = AudioFrame(format="s16", layout="mono", samples=MIC_FRAME_SAMPLES)
         self._frame.sample_rate = MIC_SAMPLE_RATE
         self._frame.time_base = _TIME_BASE
@@ -159,6 +164,32 @@ def frame_to_pcm(frame: AudioFrame) -> tuple[np.ndarray, int, int]:
             pcm = np.clip(pcm * 32768.0, -32768, 32767).astype(np.int16)
         pcm = pcm.T.reshape(-1) if frame.format.is_planar else pcm.reshape(-1)
     return pcm, frame.sample_rate, channels
+
+
+def deliver_frames(
+    receiver: Any, track: MediaStreamTrack, deliver: Callable[[np.ndarray, int, int], None], label: str
+) -> Awaitable[None] | None:
+    """Route a remote audio track's decoded frames to ``deliver``.
+
+    Inline-decoding receivers (:mod:`bridge.backends.live.fastaudio`) call ``deliver`` directly and
+    this returns None; otherwise it returns a coroutine that reads the track (run it as a task).
+    """
+
+    def sink(frame: AudioFrame) -> None:
+        deliver(*frame_to_pcm(frame))
+
+    if track.kind != "audio":
+        return drain_track(track)
+    if fastaudio.attach_sink(receiver, sink):
+        return None
+    return pump_track(track, deliver, label)
+
+
+async def drain_track(track: MediaStreamTrack) -> None:
+    """Consume and drop a track we do not use (aiortc queues its frames without bound)."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            await track.recv()
 
 
 async def pump_track(

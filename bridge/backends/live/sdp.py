@@ -36,7 +36,7 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from bridge.backends.errors import scrub
 from bridge.backends.live import fastaudio
 from bridge.backends.live.ice import is_loopback_url, rtc_configuration
-from bridge.backends.live.media import MicTrack, pump_track
+from bridge.backends.live.media import MicTrack, deliver_frames
 from bridge.backends.live.transport import PC_CLOSE_TIMEOUT_S, TransportBase, TransportError
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,11 @@ class SmallWebRTCTransport(TransportBase):
 
         @pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._spawn(pump_track(track, self._emit_audio, "bot"), "bot-audio")
+            receiver = next((t.receiver for t in pc.getTransceivers() if t.receiver.track is track), None)
+            deliver = self._emit_audio if track.kind == "audio" else _discard_audio
+            reader = deliver_frames(receiver, track, deliver, "bot")
+            if reader is not None:
+                self._spawn(reader, "bot-audio")
 
         @pc.on("connectionstatechange")
         def _changed() -> None:
@@ -230,6 +233,10 @@ class SmallWebRTCTransport(TransportBase):
         if self._own_http and self._http is not None:
             await self._http.close()
             self._http = None
+
+
+def _discard_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:
+    return None
 
 
 def _detail(text: str) -> str:

@@ -30,7 +30,11 @@ Contract details:
   failed). Neither fires after the owner's own ``close()``. A dead transport is never revived; the
   owner re-joins with a new one (aiortc has no ICE restart).
 * ``send_mic`` keeps a bounded queue: when full it drops the oldest frame and counts it in
-  ``stats.mic_dropped``; when empty the track sends silence, paced in real time.
+  ``stats.mic_dropped``; when empty the track sends silence, paced in real time. A frame of the
+  wrong type or size raises ``ValueError``. ``clear_mic()`` empties the queue (e.g. on barge-in).
+* ``on_bot_audio`` arrays may be views of the decoder's buffer; they stay valid while referenced.
+* ICE never uses aiortc's default public STUN server; when the server URL is a loopback address
+  the transport offers only 127.0.0.1 candidates (see :mod:`bridge.backends.live.ice`).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class TransportError(Exception):
 
     Codes: ``rtc_unauthorized`` (token/credentials refused), ``rtc_unreachable`` (no TCP/HTTP
     connection), ``rtc_rejected`` (the signalling server refused with an HTTP status),
+    ``rtc_not_found`` (HTTP 404 on the signalling path),
     ``rtc_join_refused`` (the server answered the join with a leave), ``rtc_protocol_error`` (the
     server broke the signalling protocol), ``rtc_timeout`` (not connected within the timeout),
     ``rtc_ice_failed`` (media path could not be established), ``rtc_closed`` (used after close or
