@@ -11,8 +11,11 @@ Otherwise, or with ``--server fake``, the transport tests' fake LiveKit
 which one in ``live_server``.
 
 ``run()`` returns ``live_cpu_pct_per_session`` (process CPU, user+system, all threads, divided by
-wall time and by the number of sessions, in % of one core, averaged over the steady window) and
-``live_connect_ms`` (median ``connect()`` time, sessions connected one after another).
+wall time and by the number of sessions, in % of one core, averaged over the steady window),
+``live_connect_ms`` (median ``transport.connect()`` time: signalling, ICE, DTLS, data channel open,
+mic published; sessions connected one after another) and ``live_open_ms`` (the same plus the
+``POST /connect`` before it). Context: frames per second each way, mic frames dropped, the server
+process' CPU and the 1-minute load average (numbers on a loaded 2-core machine run high).
 
 Usage: ``python bench/live_bench.py [--sessions 8] [--seconds 10] [--profile out.prof]``.
 """
@@ -186,10 +189,12 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
     transports: list[LiveKitTransport] = []
     talkers: list[_Talker] = []
     connect_ms: list[float] = []
+    open_ms: list[float] = []
     audio_frames = [0] * sessions
     http = aiohttp.ClientSession()
     try:
         for i in range(sessions):
+            opened = time.perf_counter()
             room_url, token = await server.join(http, i)
             transport = LiveKitTransport(room_url, token)
 
@@ -202,6 +207,7 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
             started = time.perf_counter()
             await transport.connect(timeout=15)
             connect_ms.append((time.perf_counter() - started) * 1000)
+            open_ms.append((time.perf_counter() - opened) * 1000)
             transports.append(transport)
             talkers.append(talker)
         if server.kind == "emulator":
@@ -227,6 +233,7 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
         return {
             "live_cpu_pct_per_session": round(100 * (cpu1 - cpu0) / wall / sessions, 2),
             "live_connect_ms": round(statistics.median(connect_ms), 1),
+            "live_open_ms": round(statistics.median(open_ms), 1),
             "live_sessions": sessions,
             "live_window_s": round(wall, 2),
             "live_bot_fps_per_session": round(received / wall / sessions, 1),

@@ -410,6 +410,8 @@ class Front(EngineEndpoint):
 
     def drop_route(self, sid: str) -> None:
         route = self.routes.pop(sid, None)
+        if self.metrics is not None:
+            self.metrics.session_closed(sid)
         if route is None:
             return
         route.worker.sessions.discard(sid)

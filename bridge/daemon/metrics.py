@@ -112,6 +112,10 @@ class BridgeMetrics:
         else:
             self.sessions.labels(info.backend, state).inc()
 
+    def session_closed(self, sid: str) -> None:
+        """Idempotent: a session can end without a session_closed event reaching a client."""
+        self._set_state(sid, "closed")
+
     def request(self, msg_type: str, sid: str | None) -> None:
         if msg_type == "audio_in":
             self.audio_frames.labels("in").inc()

@@ -166,6 +166,8 @@ class Daemon(EngineEndpoint):
     async def _close_session(self, sid: str, reason: str, message: str | None = None) -> None:
         session = self.sessions.pop(sid, None)
         self._locks.pop(sid, None)
+        if self.metrics is not None:
+            self.metrics.session_closed(sid)
         if session is None:
             return
         client = self.clients.get(session.owner)

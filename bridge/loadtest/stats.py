@@ -70,6 +70,8 @@ class Histogram:
         """The q-th percentile (0..100), or None when empty."""
         if self.count == 0:
             return None
+        if q >= 100:
+            return self.max
         rank = max(1, math.ceil(self.count * q / 100.0))
         idx = int(np.searchsorted(np.cumsum(self.buckets), rank))
         if idx == 0:

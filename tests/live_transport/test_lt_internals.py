@@ -193,3 +193,27 @@ async def test_mic_track_paces_frames_and_reuses_settled_silence() -> None:
     assert np.abs(silence).max() < 50
     assert abs(dominant_frequency(speech) - 600) < 10
     track.stop()
+
+
+def test_mic_track_trims_a_persistent_backlog_but_not_a_burst() -> None:
+    from bridge.backends.live.media import MicTrack
+    from bridge.backends.live.transport import TransportStats
+
+    stats = TransportStats()
+    track = MicTrack(stats, max_frames=50)
+    frames = tone_frames(300, 50)
+    for frame in frames[:5]:  # a 100 ms burst drains without loss
+        track.push(frame)
+    for _ in range(50):  # one trim window; _next_packet is recv() without the real-time sleep
+        track._next_packet()
+    assert stats.mic_trimmed == 0 and stats.mic_frames_sent == 5
+    for frame in frames[:12]:  # then a standing 12-frame backlog, topped up as it drains
+        track.push(frame)
+    for i in range(150):
+        track._next_packet()
+        track.push(frames[i % len(frames)])
+    # window 2 began with an empty queue; windows 3 and 4 saw the backlog throughout
+    assert stats.mic_trimmed == 2
+    assert track.queued == 10
+    assert stats.mic_dropped == 0
+    track.stop()

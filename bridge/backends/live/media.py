@@ -28,6 +28,9 @@ _FRAME_SECONDS = MIC_FRAME_SAMPLES / MIC_SAMPLE_RATE
 _MAX_LAG_SECONDS = 0.2
 # After this many silent frames the encoder's output for digital silence no longer changes.
 _SILENCE_SETTLE_FRAMES = 5
+# Latency trimming: a backlog of at least this many frames for a whole window loses one frame.
+_BACKLOG_FRAMES = 6
+_TRIM_WINDOW_FRAMES = 50
 _grid_origins: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, float] = weakref.WeakKeyDictionary()
 
 
@@ -68,8 +71,9 @@ class MicTrack(MediaStreamTrack):
 
     aiortc's sender pulls ``recv()`` as fast as it returns, so this track sleeps until each 20 ms
     frame is due. It returns Opus packets, not raw frames: aiortc then only packetises them. The
-    queue is bounded: a full queue drops its oldest frame (counted in ``stats.mic_dropped``) so
-    latency never grows without bound.
+    queue is bounded: a full queue drops its oldest frame (counted in ``stats.mic_dropped``), and a
+    backlog that persists for a second loses one frame (``stats.mic_trimmed``), so a producer
+    whose clock runs slightly fast cannot build up latency.
     """
 
     kind = "audio"
@@ -86,6 +90,8 @@ class MicTrack(MediaStreamTrack):
         self._pts = -MIC_FRAME_SAMPLES
         self._silent_run = 0
         self._silence_packet: bytes | None = None
+        self._window_frames = 0
+        self._window_min = max_frames
 
     def push(self, pcm: np.ndarray) -> None:
         if pcm.dtype != np.int16 or pcm.size != MIC_FRAME_SAMPLES:
@@ -133,7 +139,23 @@ class MicTrack(MediaStreamTrack):
             if packet is not None:
                 return packet
 
+    def _trim_backlog(self) -> None:
+        """Drop one frame a second while a backlog persists (the producer's clock runs fast).
+
+        A burst (e.g. 100 ms handed over at once) drains on its own; a queue that never fell below
+        ``_BACKLOG_FRAMES`` for a whole second is latency that would otherwise only grow.
+        """
+        self._window_min = min(self._window_min, len(self._queue))
+        self._window_frames += 1
+        if self._window_frames >= _TRIM_WINDOW_FRAMES:
+            if self._window_min >= _BACKLOG_FRAMES:
+                self._queue.popleft()
+                self._stats.mic_trimmed += 1
+            self._window_frames = 0
+            self._window_min = len(self._queue)
+
     def _next_packet(self) -> Packet | None:
+        self._trim_backlog()
         if self._queue:
             self._silent_run = 0
             self._stats.mic_frames_sent += 1

@@ -96,6 +96,7 @@ class TransportStats:
     mic_frames_sent: int = 0
     mic_silence_frames: int = 0
     mic_dropped: int = 0
+    mic_trimmed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
