@@ -23,8 +23,20 @@ def codec_us_per_message(rounds: int = 3000) -> dict[str, float]:
     codec = Codec()
     pcm = (np.sin(np.arange(960) / 7) * 9000).astype("<i2").tobytes()
     samples = [
-        ("audio_out", {"sid": "s-1", "turn": 3, "seq": 17, "offset": 14112, "sample_rate": 48000, "channels": 1,
-                       "samples": 960, "ts": 1763771400510000}, (pcm,)),
+        (
+            "audio_out",
+            {
+                "sid": "s-1",
+                "turn": 3,
+                "seq": 17,
+                "offset": 14112,
+                "sample_rate": 48000,
+                "channels": 1,
+                "samples": 960,
+                "ts": 1763771400510000,
+            },
+            (pcm,),
+        ),
         ("bot_text", {"sid": "s-1", "turn": 3, "text": "Sure, on my way.", "ts": 1763771400510000}, ()),
         ("actions", {"sid": "s-1", "turn": 3, "actions": [{"name": "Move To", "target": "cube"}]}, ()),
         ("visemes", {"sid": "s-1", "turn": 3, "offset": 4800, "weights": [0.0] * 14 + [0.5]}, ()),
@@ -39,14 +51,18 @@ def codec_us_per_message(rounds: int = 3000) -> dict[str, float]:
     return {"codec_us_per_message": statistics.median(per_message)}
 
 
-async def _latency(endpoint: str, token: str, npcs: int, turns: int, backend: str) -> list[float]:
+async def _latency(endpoint: str, token: str, npcs: int, turns: int, backend: str) -> tuple[list[float], list[float]]:
     from bridge.client import BridgeClient
 
     samples: list[float] = []
+    opens: list[float] = []
     client = await BridgeClient.connect(endpoint, token)
 
     async def one(i: int) -> None:
+        await asyncio.sleep(0.5 * i)  # staggered, so connect times do not queue behind each other
+        start = time.perf_counter()
         npc = await client.open_session(CHARACTERS[i % len(CHARACTERS)], backend=backend)
+        opens.append((time.perf_counter() - start) * 1000)
         for t in range(turns):
             turn = await npc.text(TEXTS[t % len(TEXTS)])
             for msg in await npc.collect_turn(turn, timeout=60):
@@ -58,19 +74,21 @@ async def _latency(endpoint: str, token: str, npcs: int, turns: int, backend: st
         await asyncio.gather(*(one(i) for i in range(npcs)))
     finally:
         await client.close()
-    return samples
+    return samples, opens
 
 
 def bridge_latency(npcs: int = 4, turns: int = 4, backend: str = "live") -> dict[str, float]:
     from bench.processes import stack
 
-    with stack() as st:
-        samples = asyncio.run(_latency(st.endpoint, st.token, npcs, turns, backend))
+    with stack(("--workers", "0")) as st:
+        samples, opens = asyncio.run(_latency(st.endpoint, st.token, npcs, turns, backend))
     qs = np.percentile(samples, [50, 99])
     return {
         "bridge_latency_p50_ms": float(qs[0]),
         "bridge_latency_p99_ms": float(qs[1]),
         "bridge_latency_samples": float(len(samples)),
+        # session_open sent → session_opened received: /connect, WebRTC (ICE, DTLS), client-ready → bot-ready
+        "live_connect_ms": float(statistics.median(opens)),
     }
 
 

@@ -1,23 +1,24 @@
 """Live transport benchmark: daemon-side CPU per WebRTC session and connect latency.
 
 The LiveKit-compatible server and its bots run in a *separate process*, so the CPU measured here
-is only the client (daemon) side: LiveKit signalling, two aiortc peer connections, Opus encode of
-a steady mic tone and Opus decode of the bot's steady tone, per session.
+is only the client (daemon) side per session: LiveKit signalling, two aiortc peer connections,
+Opus encode of a steady 1 kHz mic tone, Opus decode of the bot's audio, and the RTVI traffic.
 
-Server choice: the emulator (``bridge.emulator`` with its realtime extension) when importable: each
+Server: the emulator (``bridge.emulator`` with its realtime extension) when importable; each
 session is a real ``POST /connect`` and the bot is kept talking with back-to-back text turns.
 Otherwise, or with ``--server fake``, the transport tests' fake LiveKit
-(``tests/live_transport/lt_fake_livekit.py``) whose bot streams a steady tone. ``run()`` reports
-which one in ``live_server``.
+(``tests/live_transport/lt_fake_livekit.py``), whose bot streams a steady tone.
 
-``run()`` returns ``live_cpu_pct_per_session`` (process CPU, user+system, all threads, divided by
-wall time and by the number of sessions, in % of one core, averaged over the steady window),
-``live_connect_ms`` (median ``transport.connect()`` time: signalling, ICE, DTLS, data channel open,
-mic published; sessions connected one after another) and ``live_open_ms`` (the same plus the
-``POST /connect`` before it). Context: frames per second each way, mic frames dropped, the server
-process' CPU and the 1-minute load average (numbers on a loaded 2-core machine run high).
+``run()`` (what ``make bench`` calls; ``measure()`` takes every knob) returns
+``live_cpu_pct_per_session`` (process CPU, user+system, all threads, divided by wall time and by
+the number of sessions, in % of one core, averaged over the steady window), ``live_connect_ms``
+(median ``transport.connect()``: signalling, ICE, DTLS, data channel open, mic published; sessions
+connected one after another) and ``live_open_ms`` (the same plus the ``POST /connect`` before it).
+Context: frames per second each way, mic frames dropped, the server process' CPU and the 1-minute
+load average (a loaded 2-core machine inflates every number).
 
-Usage: ``python bench/live_bench.py [--sessions 8] [--seconds 10] [--profile out.prof]``.
+Usage: ``python bench/live_bench.py [--server emulator|fake] [--sessions 8] [--seconds 10]
+[--profile out.prof] [--naive]`` (``--naive``: aiortc as shipped, for comparison).
 """
 
 from __future__ import annotations
@@ -161,8 +162,12 @@ class _Talker:
 
     def ask(self) -> None:
         self.turns += 1
-        message = {"label": "rtvi-ai", "type": "user_text_message", "id": f"t{self.turns}",
-                   "data": {"text": self.PROMPT}}
+        message = {
+            "label": "rtvi-ai",
+            "type": "user_text_message",
+            "id": f"t{self.turns}",
+            "data": {"text": self.PROMPT},
+        }
         self.pending = asyncio.ensure_future(self.transport.send_json(message))
         self.pending.add_done_callback(lambda task: task.cancelled() or task.exception())
 
@@ -184,8 +189,9 @@ async def _feed_mic(transports: list[LiveKitTransport], stop: asyncio.Event) -> 
             await asyncio.sleep(delay)
 
 
-async def _measure(server: _Server, sessions: int, seconds: float, warmup: float,
-                   profile: cProfile.Profile | None) -> dict[str, Any]:
+async def _measure(
+    server: _Server, sessions: int, seconds: float, warmup: float, profile: cProfile.Profile | None
+) -> dict[str, Any]:
     transports: list[LiveKitTransport] = []
     talkers: list[_Talker] = []
     connect_ms: list[float] = []
@@ -241,6 +247,9 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
             "live_mic_dropped": sum(t.stats.mic_dropped for t in transports),
             "live_bot_turns": sum(t.turns for t in talkers),
             "live_server_cpu_pct": round(100 * (server1 - server0) / wall, 1),
+            # 1 when both directions kept ~50 frames/s; otherwise the machine was too busy and the
+            # CPU figure is low only because less audio was processed
+            "live_realtime_ok": int(received / wall / sessions >= 45 and sent / wall / sessions >= 45),
             "live_loadavg_1m": round(os.getloadavg()[0], 2),
         }
     finally:
@@ -250,9 +259,58 @@ async def _measure(server: _Server, sessions: int, seconds: float, warmup: float
         await http.close()
 
 
-def run(sessions: int = 8, seconds: float = 10.0, warmup: float = 2.0, profile_path: str | None = None,
-        prefer_emulator: bool = True) -> dict:
-    """Start the server process, measure ``sessions`` steady sessions, return the numbers."""
+def _use_naive_aiortc() -> None:
+    """Baseline for comparison: aiortc as it ships (raw frames, its encoder/decoder threads, no hooks).
+
+    Must run before the first transport is created in this process.
+    """
+    from fractions import Fraction
+
+    from av import AudioFrame
+
+    from bridge.backends.live import fastaudio
+    from bridge.backends.live.media import MicTrack
+
+    if fastaudio.installed():
+        raise RuntimeError("--naive needs a fresh process (the audio hooks are already installed)")
+    os.environ["BRIDGE_AIORTC_HOOKS"] = "0"
+
+    def raw_frame(self: MicTrack) -> AudioFrame:
+        queue = self._queue
+        if queue:
+            pcm = queue.popleft()
+            self._stats.mic_frames_sent += 1
+        else:
+            pcm = self._silence
+            self._stats.mic_silence_frames += 1
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = RATE, self._pts, Fraction(1, RATE)
+        return frame
+
+    MicTrack._next_packet = raw_frame  # type: ignore[method-assign,assignment]
+
+
+def run(quick: bool = False) -> dict[str, float]:
+    """For ``make bench``: 8 sessions against the emulator (else the fake), numbers only."""
+    result = measure(seconds=4.0 if quick else 10.0, warmup=1.0 if quick else 2.0)
+    print(f"live bench: server={result['live_server']}, load average {result['live_loadavg_1m']}", file=sys.stderr)
+    if not result["live_realtime_ok"]:
+        print("live bench: sessions fell behind real time; the machine is too busy for a valid CPU figure",
+              file=sys.stderr)
+    return {key: value for key, value in result.items() if isinstance(value, int | float)}
+
+
+def measure(
+    sessions: int = 8,
+    seconds: float = 10.0,
+    warmup: float = 2.0,
+    profile_path: str | None = None,
+    prefer_emulator: bool = True,
+    naive: bool = False,
+) -> dict[str, Any]:
+    """Start the server process, measure ``sessions`` steady sessions, return numbers and labels."""
+    if naive:
+        _use_naive_aiortc()
     server = _Server(prefer_emulator)
     server.start()
     profile = cProfile.Profile() if profile_path else None
@@ -263,6 +321,8 @@ def run(sessions: int = 8, seconds: float = 10.0, warmup: float = 2.0, profile_p
     if profile is not None and profile_path:
         profile.dump_stats(profile_path)
     result["live_server"] = server.kind
+    if naive:
+        result["live_client"] = "naive aiortc (baseline)"
     return result
 
 
@@ -271,15 +331,27 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--server", choices=("emulator", "fake"), default="emulator",
-                        help="the emulator (falls back to the fake when not importable) or the tests' fake LiveKit")
+    parser.add_argument(
+        "--server",
+        choices=("emulator", "fake"),
+        default="emulator",
+        help="the emulator (falls back to the fake when not importable) or the tests' fake LiveKit",
+    )
     parser.add_argument("--profile", help="write a cProfile of the steady window here")
+    parser.add_argument("--naive", action="store_true", help="baseline: aiortc as shipped, without our audio path")
     parser.add_argument("--serve-emulator", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_emulator:
         asyncio.run(_serve_emulator(args.serve_emulator))
         return
-    result = run(args.sessions, args.seconds, args.warmup, args.profile, prefer_emulator=args.server == "emulator")
+    result = measure(
+        args.sessions,
+        args.seconds,
+        args.warmup,
+        args.profile,
+        prefer_emulator=args.server == "emulator",
+        naive=args.naive,
+    )
     print(json.dumps(result, indent=2))
 
 

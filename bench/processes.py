@@ -81,8 +81,23 @@ def stack(extra_daemon_args: tuple[str, ...] = ()) -> Iterator[Stack]:
             conn = Path(tmp) / "connection.json"
             endpoint = f"tcp://127.0.0.1:{free_port()}"
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "bridge.cli", "serve", "--endpoint", endpoint, "--connection-file", str(conn),
-                 "--rest-url", url, "--live-url", url, "--log-level", "WARNING", *extra_daemon_args],
+                [
+                    sys.executable,
+                    "-m",
+                    "bridge.cli",
+                    "serve",
+                    "--endpoint",
+                    endpoint,
+                    "--connection-file",
+                    str(conn),
+                    "--rest-url",
+                    url,
+                    "--live-url",
+                    url,
+                    "--log-level",
+                    "WARNING",
+                    *extra_daemon_args,
+                ],
                 cwd=ROOT,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

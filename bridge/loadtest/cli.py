@@ -132,6 +132,7 @@ def execute(
     opts: LoadOptions, target: Target, *, console: Console, quiet: bool = False
 ) -> tuple[RunStats, dict[str, Any]]:
     """Run the load against ``target``; returns the stats and the run's metadata (processes, notes)."""
+    load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     sampler = ProcessSampler({**target.pids(), "loadtest": os.getpid()}, alone=("loadtest",))
     with Progress(console, opts.npcs, enabled=not quiet) as progress:
         stats, state = asyncio.run(run_load(target.endpoint, target.token, opts, on_tick=progress.tick,
@@ -141,6 +142,7 @@ def execute(
         "clients": state.clients,
         "processes": sampler.summary(),
         "notes": state.notes,
+        "host": {"cpu_count": os.cpu_count(), "load_avg_1m_before": load_before},
     }
     return stats, extra
 

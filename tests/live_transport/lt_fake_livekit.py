@@ -268,6 +268,11 @@ class FakeSession:
         leave = rtc.LeaveRequest(reason=models.DisconnectReason.ROOM_DELETED, action=rtc.LeaveRequest.Action.DISCONNECT)
         await self.send(rtc.SignalResponse(leave=leave))
 
+    async def bot_leaves(self) -> None:
+        info = self.bot_info()
+        info.state = models.ParticipantInfo.State.DISCONNECTED
+        await self.send(rtc.SignalResponse(update=rtc.ParticipantUpdate(participants=[info])))
+
     def drop_socket(self) -> None:
         """Cut the TCP connection without a WebSocket close frame."""
         if self.request_transport is not None:

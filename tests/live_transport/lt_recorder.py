@@ -1,7 +1,10 @@
-"""Collects what a transport hands its owner, for assertions."""
+"""Collects what a transport hands its owner, and waits for conditions, for assertions."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,3 +28,11 @@ class Recorder:
     def bot_pcm(self, last_frames: int = 50) -> np.ndarray:
         frames = self.audio[-last_frames:]
         return np.concatenate([to_mono(pcm, channels) for pcm, _, channels in frames])
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)

@@ -13,8 +13,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from conftest import wait_for
-from lt_recorder import Recorder
+from lt_recorder import Recorder, wait_for
 
 from bridge.backends.live.connect import ConnectResult, connect_session, disconnect_session
 from bridge.backends.live.livekit import LiveKitTransport

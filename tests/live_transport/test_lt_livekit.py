@@ -7,9 +7,8 @@ import socket
 
 import numpy as np
 import pytest
-from conftest import wait_for
 from lt_fake_livekit import BOT_IDENTITY, FakeLiveKit
-from lt_recorder import Recorder
+from lt_recorder import Recorder, wait_for
 from lt_tone import dominant_frequency, tone_frames
 
 from bridge.backends.live.livekit import LiveKitTransport
@@ -201,6 +200,19 @@ async def test_server_leave_disconnects_with_reason(livekit: FakeLiveKit) -> Non
         # close() while the background teardown runs joins it instead of racing it
         await asyncio.wait_for(transport.close(), 3)
         assert transport.state == "closed"
+    finally:
+        await transport.close()
+
+
+async def test_bot_leaving_the_room_ends_the_session(livekit: FakeLiveKit) -> None:
+    transport = LiveKitTransport(livekit.url, livekit.token())
+    rec = Recorder(transport)
+    try:
+        await transport.connect(timeout=10)
+        await livekit.sessions[-1].bot_leaves()
+        await wait_for(lambda: len(rec.states) == 2, what="disconnected state")
+        assert rec.states[1] == ("disconnected", f"the bot left the room ({BOT_IDENTITY})")
+        assert transport.participants == {}
     finally:
         await transport.close()
 

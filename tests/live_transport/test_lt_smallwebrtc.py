@@ -6,9 +6,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from conftest import wait_for
 from lt_fake_smallwebrtc import FakeSmallWebRTC
-from lt_recorder import Recorder
+from lt_recorder import Recorder, wait_for
 from lt_tone import dominant_frequency, tone_frames
 
 from bridge.backends.live.sdp import SmallWebRTCTransport

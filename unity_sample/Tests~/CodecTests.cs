@@ -213,6 +213,19 @@ namespace ConvaiBridge.Tests
         }
 
         [Test]
+        public static void ClientsMayAcceptNewEnumValuesFromTheDaemonOnly()
+        {
+            var w = new MsgPackWriter();
+            w.WriteAny(new MsgMap { { "v", 1L }, { "type", "session_closed" }, { "sid", "s" }, { "reason", "migrated" } });
+            var closed = new List<byte[]> { w.ToArray() };
+            Assert.Throws("invalid_field", () => new Codec().Decode(closed), "strict by default");
+            var lenient = new Codec { LenientDaemonEnums = true };
+            Assert.Equal("migrated", ((SessionClosedMessage)lenient.Decode(closed)).Reason, "lenient for daemon messages");
+            var bad = new List<byte[]> { File.ReadAllBytes(Path.Combine(VectorDir, "invalid", "bad_enum.msgpack")) };
+            Assert.Throws("invalid_field", () => lenient.Decode(bad), "client messages stay strict");
+        }
+
+        [Test]
         public static void OversizedMessagesAreRefused()
         {
             var codec = new Codec { MaxMessageBytes = 64 };

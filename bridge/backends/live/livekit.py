@@ -9,6 +9,8 @@ protocol (protobuf ``SignalRequest``/``SignalResponse`` over a WebSocket) for on
   client offers a *publisher* PC with its own ``_reliable``/``_lossy`` channels and the mic track.
 * **v1, single peer connection** (``/rtc/v1``, ``single_pc=True``): one PC that the client always
   offers, with recvonly audio sections the server fills (``mid_to_track_id`` names the tracks).
+  The ``join_request`` carries no ``publisher_offer``: the first offer follows the join as a plain
+  ``offer`` (as the JS client may do), because the ICE servers are only known from the join.
   A 404 on ``/rtc/v1`` falls back to v0, as the official SDKs do.
 
 RTVI JSON travels as ``DataPacket{user{payload}}`` on ``_reliable`` with no topic, both ways; any
@@ -16,7 +18,9 @@ topic is accepted inbound. The mic track is announced with ``add_track`` and add
 transceiver (``addTrack`` would hijack a recvonly section in v1). ICE never uses aiortc's default
 public STUN server; loopback candidates are used automatically when the room URL is a loopback
 address (see :mod:`bridge.backends.live.ice`). aiortc cannot restart ICE, so any failure ends the
-transport and the owner re-joins (see :mod:`bridge.backends.live.transport` for the contract).
+transport and the owner re-joins (see :mod:`bridge.backends.live.transport` for the contract); a
+``leave`` from the server, missing pongs, a dropped socket and the bot participant leaving the room
+all count as the end of the session.
 """
 
 from __future__ import annotations
@@ -388,6 +392,9 @@ class LiveKitTransport(TransportBase):
                 self._die("disconnected", f"the {peer.name} connection closed")
 
     def _watch_channel(self, channel: RTCDataChannel) -> None:
+        if channel.label not in (RELIABLE_LABEL, LOSSY_LABEL):
+            return  # e.g. the real server's "_data_track": not DataPackets
+
         @channel.on("message")
         def _message(data: bytes | str) -> None:
             self._on_data(data)
@@ -533,8 +540,14 @@ class LiveKitTransport(TransportBase):
     # ------------------------------------------------------------------ media and data
 
     def _remember_participant(self, info: models.ParticipantInfo) -> None:
+        if info.sid == (self._join.participant.sid if self._join else None):
+            return
         if info.state == models.ParticipantInfo.State.DISCONNECTED:
-            self._participants.pop(info.sid, None)
+            gone = self._participants.pop(info.sid, None)
+            bot_left = info.identity == self._bot_identity if self._bot_identity else not self._participants
+            if gone is not None and bot_left and self._state == "connected":
+                # Convai's character is a participant: without it the session is over.
+                self._die("disconnected", f"the bot left the room ({info.identity})")
             return
         self._participants[info.sid] = info
         for track in info.tracks:

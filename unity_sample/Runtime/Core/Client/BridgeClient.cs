@@ -57,7 +57,7 @@ namespace ConvaiBridge.Client
         private readonly Dictionary<long, Pending> _pending = new Dictionary<long, Pending>();
         private readonly ConcurrentDictionary<string, NpcSession> _bySid = new ConcurrentDictionary<string, NpcSession>();
         private readonly List<NpcSession> _sessions = new List<NpcSession>();
-        private readonly Codec _codec = new Codec();
+        private readonly Codec _codec = new Codec { LenientDaemonEnums = true };
         private readonly List<byte[]> _rx = new List<byte[]>();
         private readonly List<byte[]> _tx = new List<byte[]>();
 

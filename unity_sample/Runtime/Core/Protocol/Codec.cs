@@ -13,6 +13,13 @@ namespace ConvaiBridge.Protocol
         /// <summary>Largest accepted message (header + frames); the daemon's limit comes in welcome.limits.</summary>
         public long MaxMessageBytes = 1 << 20;
 
+        /// <summary>
+        /// Accept enum values this version does not know in messages the daemon sends (a newer daemon's
+        /// session_state or close reason), instead of dropping the whole event. Messages a client sends
+        /// are always checked. The daemon side of the protocol is strict; clients set this.
+        /// </summary>
+        public bool LenientDaemonEnums;
+
         private readonly MsgPackWriter _writer = new MsgPackWriter(1024);
 
         // -- encoding ------------------------------------------------------------------------------
@@ -119,7 +126,8 @@ namespace ConvaiBridge.Protocol
                 throw new ProtocolException("missing_field", type + ": 'sid' is required", reqId);
             if (message.SidRule == SidRule.None) message.Sid = null;
 
-            message.ReadFields(new FieldReader(header, type, reqId, sid));
+            bool lenient = LenientDaemonEnums && message.Direction != Direction.Client;
+            message.ReadFields(new FieldReader(header, type, reqId, sid, "", 0, lenient));
 
             int frameCount = parts.Count - 1;
             var kinds = message.FrameKinds;

@@ -20,9 +20,12 @@ namespace ConvaiBridge.Protocol
         private readonly long? _id;
         private readonly string _sid;
         private readonly int _depth;
+        private readonly bool _lenientEnums;
 
-        public FieldReader(MsgMap map, string context, long? id, string sid, string path = "", int depth = 0)
+        public FieldReader(MsgMap map, string context, long? id, string sid, string path = "", int depth = 0,
+                           bool lenientEnums = false)
         {
+            _lenientEnums = lenientEnums;
             _map = map;
             _context = context;
             _id = id;
@@ -54,7 +57,7 @@ namespace ConvaiBridge.Protocol
         {
             var s = v as string;
             if (s == null) throw Fail("invalid_field", name, "must be a string");
-            if (allowed != null && Array.IndexOf(allowed, s) < 0)
+            if (allowed != null && !_lenientEnums && Array.IndexOf(allowed, s) < 0)
                 throw Fail("invalid_field", name, "must be one of " + string.Join(", ", allowed));
             return s;
         }
@@ -170,7 +173,7 @@ namespace ConvaiBridge.Protocol
             if (map == null) throw Fail("invalid_field", name, "must be a map");
             if (depth + 1 > MaxDepth) throw Fail("invalid_field", name, "nests too deeply");
             T s = create();
-            s.ReadFields(new FieldReader(map, _context, _id, _sid, _path + name + ".", depth + 1));
+            s.ReadFields(new FieldReader(map, _context, _id, _sid, _path + name + ".", depth + 1, _lenientEnums));
             return s;
         }
 

@@ -104,10 +104,10 @@ void UConvaiBridgeSubsystem::OnMessage(cvb::NpcId Npc, const cvb::Message& Messa
 			return;
 		}
 	}
-	if (const cvb::msg::Error* Error = Message.As<cvb::msg::Error>())
+	if (const cvb::msg::Error* Failure = Message.As<cvb::msg::Error>())
 	{
-		UE_LOG(LogConvaiBridge, Warning, TEXT("daemon error %s: %s"), *ConvaiToFString(Error->code),
-			*ConvaiToFString(Error->message));
+		UE_LOG(LogConvaiBridge, Warning, TEXT("daemon error %s: %s"), *ConvaiToFString(Failure->code),
+			*ConvaiToFString(Failure->message));
 	}
 }
 

@@ -11,6 +11,7 @@
 #include "Interfaces/IPluginManager.h"
 #include "Misc/FileHelper.h"
 #include "Misc/Paths.h"
+#include "Sound/SoundAttenuation.h"
 
 UConvaiNpcComponent::UConvaiNpcComponent()
 {

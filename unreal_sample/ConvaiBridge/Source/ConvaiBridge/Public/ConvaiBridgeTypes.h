@@ -51,7 +51,7 @@ DECLARE_DYNAMIC_MULTICAST_DELEGATE(FConvaiSessionReady);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_OneParam(FConvaiSessionClosed, const FString&, Reason);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiTranscript, const FString&, Text, bool, bFinal);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiBotText, const FString&, Text, int32, Turn);
-DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiActions, const TArray<FConvaiAction>&, Actions, int32, Turn);
+DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiActions, const TArray<FConvaiAction>&, ChosenActions, int32, Turn);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiEmotion, const FString&, Emotion, int32, Scale);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_OneParam(FConvaiNarrativeSection, const FString&, SectionId);
 DECLARE_DYNAMIC_MULTICAST_DELEGATE_TwoParams(FConvaiTurnCompleted, int32, Turn, bool, bInterrupted);

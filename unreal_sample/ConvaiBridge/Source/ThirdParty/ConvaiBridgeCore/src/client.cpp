@@ -1008,6 +1008,11 @@ struct Client::Impl {
     for (auto& [npc, s] : sessions) Resolve(s.open_promise, s.open_callback, LocalFailure("stopped", "the client stopped", false));
     sessions.clear();
     sid_to_npc.clear();
+    {
+      std::lock_guard<std::mutex> lock(status_mu);
+      statuses.clear();
+      medias.clear();  // audio threads keep their own references until they let go
+    }
     SetState(ConnectionState::Stopped, "stopped");
   }
 };

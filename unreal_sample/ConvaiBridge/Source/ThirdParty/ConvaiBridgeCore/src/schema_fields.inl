@@ -25,6 +25,8 @@ inline constexpr const char* kEnumItems_run_llm[] = {"true", "false", "auto"};
 inline constexpr EnumValues kEnum_run_llm = {"run_llm", kEnumItems_run_llm, 3};
 inline constexpr const char* kEnumItems_lipsync_provider[] = {"none", "visemes", "blendshapes"};
 inline constexpr EnumValues kEnum_lipsync_provider = {"lipsync_provider", kEnumItems_lipsync_provider, 3};
+inline constexpr const char* kEnumItems_audio_routing[] = {"audio_only", "data_only", "both"};
+inline constexpr EnumValues kEnum_audio_routing = {"audio_routing", kEnumItems_audio_routing, 3};
 inline constexpr const char* kEnumItems_blendshape_format[] = {"mha", "arkit"};
 inline constexpr EnumValues kEnum_blendshape_format = {"blendshape_format", kEnumItems_blendshape_format, 2};
 inline constexpr const char* kEnumItems_turn_source[] = {"text", "voice", "trigger"};
@@ -153,6 +155,7 @@ void VisitFields(V& v, msg::SessionOpen& m) {
   v("audio", m.audio, nullptr);
   v("voice", m.voice, nullptr);
   v("lipsync", m.lipsync, nullptr);
+  v("audio_routing", m.audio_routing, &kEnum_audio_routing);
 }
 
 template <class V>

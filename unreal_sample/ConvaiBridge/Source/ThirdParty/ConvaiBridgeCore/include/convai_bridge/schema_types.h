@@ -137,6 +137,7 @@ struct SessionOpen {
   std::optional<::cvb::AudioFormat> audio;  // what audio_out should be; default 48000/1/20
   std::optional<bool> voice;  // bot answers with audio; default true
   std::optional<::cvb::LipSync> lipsync;
+  std::optional<std::string> audio_routing;  // live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used)
 };
 
 struct SessionClose {
@@ -567,6 +568,7 @@ inline constexpr ErrorCodeInfo kErrorCodes[] = {
     {"convai_error", false, false},
     {"usage_limit", false, true},
     {"transport_failed", true, true},
+    {"worker_failed", true, false},
     {"internal", false, false},
 };
 
