@@ -42,7 +42,6 @@ import aiohttp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE_SERVER = ROOT / "tests" / "live_transport" / "lt_fake_livekit.py"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -100,7 +99,7 @@ class _Server:
             if self.kind == "emulator":
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", str(port_file)]
             else:
-                cmd = [sys.executable, str(FAKE_SERVER), "--port-file", str(port_file)]
+                cmd = [sys.executable, "-m", "tests.live_transport.lt_fake_livekit", "--port-file", str(port_file)]
             self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             deadline = time.monotonic() + timeout
             while not port_file.exists() or not port_file.read_text():
@@ -118,8 +117,7 @@ class _Server:
 
             result = await connect_session(http, self.url, DEV_API_KEY, {"character_id": CHARACTER}, timeout=15)
             return result.room_url, result.token
-        sys.path.insert(0, str(FAKE_SERVER.parent))
-        from lt_fake_livekit import FakeLiveKit
+        from tests.live_transport.lt_fake_livekit import FakeLiveKit
 
         return self.url, FakeLiveKit.token(f"bench{index}")
 

@@ -160,6 +160,7 @@ def _mem_per_session(log: list[dict[str, Any]], fallback: float | None) -> float
 
 
 def run(quick: bool = False) -> dict[str, Any]:
+    """Flat figures for bench.json plus ``steps`` (one dict per load run); about 4 minutes, 1 if quick."""
     cfg = QUICK if quick else FULL
     budget = 60.0 if quick else BUDGET_S
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

@@ -8,6 +8,7 @@ sessions and clients never wait for each other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -39,8 +40,11 @@ class Daemon(EngineEndpoint):
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
 
     async def on_stop(self) -> None:
-        for sid in list(self.sessions):
-            await self._close_session(sid, "shutdown")
+        # Concurrently and bounded: a dead Convai must not hold up shutdown by N × the HTTP timeout.
+        closing = [self._close_session(sid, "shutdown") for sid in list(self.sessions)]
+        if closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 5.0)
         if self.http:
             await self.http.close()
 

@@ -156,7 +156,7 @@ class GreenNpc:
 
     def turn(self, spec: TurnSpec) -> TurnRecord:
         """Run one user turn to completion (or failure); the record's ``error`` says which."""
-        kind = "text" if spec.kind == "voice" and self.opts.backend == "stream" else spec.kind
+        kind = spec.kind
         probe = self.probe
         assert probe is not None
         rec = TurnRecord(self.index, 0, kind, -1, 0.0)

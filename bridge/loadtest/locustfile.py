@@ -44,7 +44,7 @@ from bridge.loadtest.engine import RequestFailed
 from bridge.loadtest.green import GreenClient
 from bridge.loadtest.green_npc import GreenNpc
 from bridge.loadtest.npc import NpcOptions
-from bridge.loadtest.script import Script, TurnSpec, load_script
+from bridge.loadtest.script import Script, TurnSpec, adapt_turn, load_script
 from bridge.loadtest.speech import Utterance, prepare_utterances
 from bridge.loadtest.stats import TurnRecord
 from bridge.loadtest.target import LocalStack, Target, existing_target
@@ -216,7 +216,10 @@ class ConvaiNpc(User):
                 self.stop()
                 return
             self._fire("session", "open", self.npc.open_ms)
-        self.report(self.npc.turn(spec))
+        assert self.npc.probe is not None
+        adapted = adapt_turn(spec, self.npc.probe.capabilities)
+        if adapted is not None:
+            self.report(self.npc.turn(adapted))
 
     def report(self, rec: TurnRecord) -> None:
         if rec.error:

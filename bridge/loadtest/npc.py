@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bridge.loadtest.engine import EngineClient, RequestFailed
 from bridge.loadtest.probe import SessionProbe, TurnState
-from bridge.loadtest.script import Script, TurnSpec
+from bridge.loadtest.script import Script, TurnSpec, adapt_turn
 from bridge.loadtest.speech import Utterance, fill, silence
 from bridge.loadtest.stats import RunStats, TurnRecord
 
@@ -217,7 +217,17 @@ class Npc:
                     if not await self.open():
                         break
                     self.stats.sessions_reopened += 1
-                await self.turn(spec)
+                assert self.probe is not None
+                caps = self.probe.capabilities
+                if all(adapt_turn(t, caps) is None for t in self.script.turns):
+                    self.stats.turns_skipped += 1
+                    break  # nothing in the script this backend can do
+                adapted = adapt_turn(spec, caps)
+                if adapted is None:
+                    self.stats.turns_skipped += 1
+                    await asyncio.sleep(0)
+                    continue
+                await self.turn(adapted)
         finally:
             self.stats.active_npcs -= 1
             await self.close()
@@ -249,9 +259,8 @@ class Npc:
         return await self.client.request(msg_type, sid=self.sid, timeout=self.opts.request_timeout_s, **fields)
 
     async def turn(self, spec: TurnSpec) -> TurnRecord:
+        """One user turn as given (see ``adapt_turn`` for fitting it to the backend first)."""
         kind = spec.kind
-        if kind == "voice" and self.opts.backend == "stream":
-            kind = "text"  # the SSE surface has no audio input
         probe = self.probe
         assert probe is not None
         rec = TurnRecord(self.index, self.client.index, kind, -1, 0.0)

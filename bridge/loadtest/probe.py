@@ -86,6 +86,7 @@ class SessionProbe:
         self.notify = notify or (lambda: None)
         self.turns: OrderedDict[int, TurnState] = OrderedDict()
         self.opened: Message | None = None
+        self.capabilities: frozenset[str] = frozenset()
         self.opened_t: float | None = None
         self.closed: str | None = None  # session_closed reason
         self.state = "connecting"  # ready | reconnecting | resumed (from session_opened / session_state)
@@ -159,6 +160,7 @@ class SessionProbe:
         elif kind == "session_opened":
             self.opened = msg
             self.opened_t = t
+            self.capabilities = frozenset(msg["capabilities"])
             self.state = "ready"
             self.notify()
         elif kind == "session_state":

@@ -59,7 +59,8 @@ def print_summary(console: Console, stats: RunStats, meta: dict[str, Any]) -> No
     console.print(
         f"sessions opened {stats.sessions_opened}, failed {stats.sessions_failed} · turns {turns['total']} "
         f"(completed {turns['completed']}, interrupted {turns['interrupted']}, failed {turns['failed']}, "
-        f"cut at end {turns['cut_at_end']}; {', '.join(f'{k} {v}' for k, v in turns['by_kind'].items())})"
+        f"cut at end {turns['cut_at_end']}, skipped as unsupported {turns['skipped_unsupported']}; "
+        f"{', '.join(f'{k} {v}' for k, v in turns['by_kind'].items())})"
     )
     console.print(
         f"audio: {audio['frames']} frames, {audio['seconds']:.1f} s · underruns {audio['underruns']} "

@@ -31,7 +31,7 @@ message = "The player nods."
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,21 @@ class TurnSpec:
 
     def utterance_key(self) -> str:
         return str(self.wav) if self.wav else self.text
+
+
+def adapt_turn(spec: TurnSpec, capabilities: frozenset[str]) -> TurnSpec | None:
+    """The turn as this session's backend can run it (``session_opened.capabilities``); None to skip.
+
+    No ``audio_in``: a voice turn is typed instead. No ``triggers``: trigger turns are skipped. No
+    ``interrupt``: the turn runs uninterrupted.
+    """
+    if spec.kind == "trigger" and "triggers" not in capabilities:
+        return None
+    if spec.kind == "voice" and "audio_in" not in capabilities:
+        spec = replace(spec, kind="text", text=spec.text or "Hello.", wav=None)
+    if spec.interrupt_after_ms is not None and "interrupt" not in capabilities:
+        spec = replace(spec, interrupt_after_ms=None)
+    return spec
 
 
 @dataclass(frozen=True)

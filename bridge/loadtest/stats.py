@@ -155,6 +155,7 @@ class RunStats:
     turns_interrupted: int = 0
     turns_failed: int = 0
     turns_cut: int = 0  # still running when the run's grace period ended
+    turns_skipped: int = 0  # script turns the backend cannot run (e.g. triggers on stream)
     turn_kinds: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     sessions_opened: int = 0
@@ -249,6 +250,7 @@ class RunStats:
                 "interrupted": self.turns_interrupted,
                 "failed": self.turns_failed,
                 "cut_at_end": self.turns_cut,
+                "skipped_unsupported": self.turns_skipped,
                 "by_kind": dict(sorted(self.turn_kinds.items())),
                 "records_kept": len(self.turns),
             },

@@ -48,9 +48,22 @@ async def front(tmp_path: Path):
     metrics_port = free_port()
     conn = tmp_path / "connection.json"
     proc = await asyncio.create_subprocess_exec(
-        *EXE, "serve", "--emulator", "--workers", "2", "--endpoint", endpoint, "--connection-file", str(conn),
-        "--metrics-port", str(metrics_port), "--log-level", "WARNING",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
+        *EXE,
+        "serve",
+        "--emulator",
+        "--workers",
+        "2",
+        "--endpoint",
+        endpoint,
+        "--connection-file",
+        str(conn),
+        "--metrics-port",
+        str(metrics_port),
+        "--log-level",
+        "WARNING",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd=ROOT,
     )
     assert proc.stdout is not None
     while True:
@@ -134,3 +147,17 @@ async def test_front_isolates_clients_and_reports_metrics(front) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_workers_never_outlive_a_killed_front(front) -> None:
+    proc, _conn, _port = front
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: the front gets no chance to stop its workers
+    await proc.wait()
+    for _ in range(50):  # bounded: the kernel (PDEATHSIG) or the worker's parent watch ends them
+        alive = [w for w in workers if Path(f"/proc/{w}").exists() and " Z " not in Path(f"/proc/{w}/stat").read_text()]
+        if not alive:
+            break
+        await asyncio.sleep(0.1)
+    assert alive == []

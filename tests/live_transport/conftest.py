@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from lt_fake_livekit import FakeLiveKit  # noqa: E402
-from lt_fake_smallwebrtc import FakeSmallWebRTC  # noqa: E402
+from tests.live_transport.lt_fake_livekit import FakeLiveKit
+from tests.live_transport.lt_fake_smallwebrtc import FakeSmallWebRTC
 
 
 @pytest.fixture

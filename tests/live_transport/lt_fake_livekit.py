@@ -8,7 +8,7 @@ Fault switches (set on the server object between tests): ``no_pong``, ``refuse_j
 ``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``).
 ``drop_socket()`` / ``send_leave()`` act on live sessions.
 
-Run standalone (for benchmarks): ``python lt_fake_livekit.py --port-file PATH``.
+Run standalone (for benchmarks): ``python -m tests.live_transport.lt_fake_livekit --port-file PATH``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import collections
 import contextlib
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +31,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from livekit import api
 from livekit.protocol import models, rtc
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lt_tone import ToneTrack, to_mono  # noqa: E402
-
-from bridge.backends.live.ice import loopback_candidates  # noqa: E402
+from bridge.backends.live.ice import loopback_candidates
+from tests.live_transport.lt_tone import ToneTrack, to_mono
 
 log = logging.getLogger("lt_fake_livekit")
 

@@ -12,9 +12,7 @@ import asyncio
 import collections
 import contextlib
 import json
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,10 +20,8 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lt_tone import ToneTrack, to_mono  # noqa: E402
-
-from bridge.backends.live.ice import loopback_candidates  # noqa: E402
+from bridge.backends.live.ice import loopback_candidates
+from tests.live_transport.lt_tone import ToneTrack, to_mono
 
 
 class FakePeer:

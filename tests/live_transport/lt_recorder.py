@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from lt_tone import to_mono
 
 from bridge.backends.live.transport import RealtimeTransport
+from tests.live_transport.lt_tone import to_mono
 
 
 class Recorder:

@@ -13,12 +13,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from lt_recorder import Recorder, wait_for
 
 from bridge.backends.live.connect import ConnectResult, connect_session, disconnect_session
 from bridge.backends.live.livekit import LiveKitTransport
 from bridge.backends.live.sdp import SmallWebRTCTransport
 from bridge.backends.live.transport import TransportError
+from tests.live_transport.lt_recorder import Recorder, wait_for
 
 emulator_config = pytest.importorskip("bridge.emulator.config")
 emulator_realtime = pytest.importorskip("bridge.emulator.realtime")

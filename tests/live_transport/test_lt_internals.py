@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from aiortc import RTCIceServer, RTCPeerConnection
 from av import AudioFrame
-from lt_tone import dominant_frequency, tone_frames
 
 from bridge.backends.live import fastaudio
 from bridge.backends.live.ice import (
@@ -26,6 +25,7 @@ from bridge.backends.live.ice import (
 from bridge.backends.live.livekit import parse_candidate_init, signal_url
 from bridge.backends.live.media import MicOpusEncoder
 from bridge.backends.live.sdpinfo import media_msids
+from tests.live_transport.lt_tone import dominant_frequency, tone_frames
 
 
 def _frame(pcm: np.ndarray, layout: str) -> AudioFrame:
@@ -49,7 +49,7 @@ def test_audio_level_matches_aiortc_exactly() -> None:
 def test_hooks_install_once_and_only_on_the_checked_version() -> None:
     first = fastaudio.install()
     assert fastaudio.install() == first
-    assert first == {"audio_level": True, "inline_decode": True}  # aiortc 1.16 is pinned
+    assert first == {"audio_level": True, "inline_decode": True, "delayed_sack": True}  # aiortc 1.16 is pinned
     assert aiortc.rtp.compute_audio_level_dbov is fastaudio.compute_audio_level_dbov
 
 

@@ -7,12 +7,12 @@ import socket
 
 import numpy as np
 import pytest
-from lt_fake_livekit import BOT_IDENTITY, FakeLiveKit
-from lt_recorder import Recorder, wait_for
-from lt_tone import dominant_frequency, tone_frames
 
 from bridge.backends.live.livekit import LiveKitTransport
 from bridge.backends.live.transport import RealtimeTransport, TransportError
+from tests.live_transport.lt_fake_livekit import BOT_IDENTITY, FakeLiveKit
+from tests.live_transport.lt_recorder import Recorder, wait_for
+from tests.live_transport.lt_tone import dominant_frequency, tone_frames
 
 MIC_HZ = 1000.0
 
@@ -66,6 +66,24 @@ async def test_dual_pc_round_trip(livekit: FakeLiveKit) -> None:
     finally:
         await transport.close()
     await wait_for(lambda: livekit.sessions[-1].left.is_set(), what="leave at the server")
+
+
+async def test_message_bursts_arrive_whole_with_fewer_acks(livekit: FakeLiveKit) -> None:
+    transport = LiveKitTransport(livekit.url, livekit.token())
+    rec = Recorder(transport)
+    try:
+        await transport.connect(timeout=10)
+        bot = livekit.sessions[-1]
+        for n in range(60):
+            bot.bot_send({"label": "rtvi-ai", "type": "server-message", "data": {"type": "visemes", "n": n}})
+            if n % 3 == 2:
+                await asyncio.sleep(0.01)
+        await wait_for(lambda: len(rec.json) == 60, what="60 messages")
+        assert [message["data"]["n"] for message, _ in rec.json] == list(range(60))
+        sack = transport._sub.pc._RTCPeerConnection__sctp._bridge_sack  # type: ignore[union-attr]
+        assert sack.deferred > 0 and sack.immediate < 60  # not one SACK per packet any more
+    finally:
+        await transport.close()
 
 
 async def test_single_pc_round_trip(livekit: FakeLiveKit) -> None:

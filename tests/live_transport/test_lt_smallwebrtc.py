@@ -6,12 +6,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from lt_fake_smallwebrtc import FakeSmallWebRTC
-from lt_recorder import Recorder, wait_for
-from lt_tone import dominant_frequency, tone_frames
 
 from bridge.backends.live.sdp import SmallWebRTCTransport
 from bridge.backends.live.transport import RealtimeTransport, TransportError
+from tests.live_transport.lt_fake_smallwebrtc import FakeSmallWebRTC
+from tests.live_transport.lt_recorder import Recorder, wait_for
+from tests.live_transport.lt_tone import dominant_frequency, tone_frames
 
 
 async def test_round_trip_data_and_audio(smallwebrtc: FakeSmallWebRTC) -> None:

@@ -53,7 +53,7 @@ def test_master_and_two_workers_report_npc_metrics(tmp_path: Path) -> None:
             [
                 *common, "--master", "--headless", "--master-bind-host", "127.0.0.1",
                 "--master-bind-port", str(port), "--expect-workers", "2", "--expect-workers-max-wait", "30",
-                "-u", "4", "-r", "4", "-t", "20s", "--npc-script", str(script), "--csv", str(tmp_path / "npcs"),
+                "-u", "4", "-r", "4", "-t", "25s", "--npc-script", str(script), "--csv", str(tmp_path / "npcs"),
             ],  # fmt: skip
             env=env,
             capture_output=True,

@@ -52,7 +52,7 @@ async def test_killed_worker_sessions_resume_and_load_continues(tmp_path: Path) 
             await asyncio.sleep(0.1)
         before = worker_pids(target.daemon_pid)
         assert len(before) == 2, before
-        opts = LoadOptions(npcs=NPCS, duration_s=22, ramp_up_s=2, clients=2, grace_s=10,
+        opts = LoadOptions(npcs=NPCS, duration_s=18, ramp_up_s=2, clients=2, grace_s=10,
                            script=parse_script(SCRIPT))
         killed: dict[str, float] = {}
 

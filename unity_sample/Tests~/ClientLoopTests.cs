@@ -283,7 +283,7 @@ namespace ConvaiBridge.Tests
         }
 
         [Test]
-        public static void SessionOpenedBeforeTheWelcomeIsOpenedExactlyOnce()
+        public static void SessionOpenedDuringTheWelcomeIsOpenedExactlyOnce()
         {
             var t = new ScriptedTransport();
             HelloMessage hello;

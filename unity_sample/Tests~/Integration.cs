@@ -135,7 +135,8 @@ namespace ConvaiBridge.Tests
         private static bool PumpUntil(Func<bool> done, int timeoutMs)
         {
             long deadline = Clock.ElapsedMilliseconds + timeoutMs;
-            var weights = new float[15];
+            var weights = new float[61];
+            int jawOpen = Audio.LipSyncTrack.IndexOf("arkit", "JawOpen");
             while (true)
             {
                 _client.Poll();
@@ -144,7 +145,8 @@ namespace ConvaiBridge.Tests
                     if (p.Session.SampleLipSync(weights))
                     {
                         p.LipSyncHits++;
-                        for (int i = 1; i < weights.Length; i++) p.MaxMouth = Math.Max(p.MaxMouth, weights[i]);
+                        if (p.Session.LipSync.Format == "arkit") p.MaxMouth = Math.Max(p.MaxMouth, weights[jawOpen]);
+                        else for (int i = 1; i < 15; i++) p.MaxMouth = Math.Max(p.MaxMouth, weights[i]);
                     }
                 }
                 if (done()) return true;
@@ -211,7 +213,7 @@ namespace ConvaiBridge.Tests
             return m == null ? "nothing" : m.ToString();
         }
 
-        private static Probe Open(string name, string character, int rate, int channels, bool visemes)
+        private static Probe Open(string name, string character, int rate, int channels, string lipsync)
         {
             var request = new SessionOpenMessage
             {
@@ -227,7 +229,9 @@ namespace ConvaiBridge.Tests
                     Objects = new List<SceneObject> { new SceneObject { Name = "cube", Description = "a red cube" } },
                 },
             };
-            if (visemes) request.Lipsync = new LipSync { Provider = WireEnums.LipsyncProvider.Visemes };
+            if (lipsync == "visemes") request.Lipsync = new LipSync { Provider = WireEnums.LipsyncProvider.Visemes };
+            if (lipsync == "arkit")
+                request.Lipsync = new LipSync { Provider = WireEnums.LipsyncProvider.Blendshapes, Format = WireEnums.BlendshapeFormat.Arkit, Fps = 60 };
             var p = new Probe { Name = name, Session = _client.OpenSession(request) };
             p.Attach();
             Probes.Add(p);
@@ -264,8 +268,9 @@ namespace ConvaiBridge.Tests
             audioThread.Start();
 
             // 2. Two NPCs on one connection, different output formats.
-            var a = Open("blacksmith", Blacksmith, 48000, 1, visemes: true);
-            var b = Open("captain", Captain, 44100, 2, visemes: false);
+            // Blendshapes come from Convai's live service only; REST sessions get none.
+            var a = Open("blacksmith", Blacksmith, 48000, 1, "visemes");
+            var b = Open("captain", Captain, 44100, 2, _backend == "live" ? "arkit" : null);
             bool opened = PumpUntil(() => (a.Opened.Count > 0 || a.Errors.Count > 0) && (b.Opened.Count > 0 || b.Errors.Count > 0), 40000);
             Check("two NPC sessions on one connection",
                 opened && a.Opened.Count == 1 && b.Opened.Count == 1 && a.Session.Sid != b.Session.Sid
@@ -311,6 +316,22 @@ namespace ConvaiBridge.Tests
                 visOk && a.LipSyncHits > 0 && a.MaxMouth > 0.1f,
                 vis.Count + " viseme frames over " + total + " samples; " + a.LipSyncHits + " lip-sync samples at the playback clock, max mouth "
                 + a.MaxMouth.ToString("F2"));
+
+            if (_backend == "live")
+            {
+                var shapes = b.Turn(tb).OfType<BlendshapesMessage>().ToList();
+                long totalB = b.Turn(tb).OfType<AudioOutMessage>().Sum(f => f.Samples);
+                bool shapesOk = shapes.Count > 0 && shapes.All(m => m.Format == "arkit" && m.Width == 61 && m.Fps == 60
+                                                                    && m.Payload.Length == m.Width * m.Count * 4);
+                Check("ARKit blendshape frames (float32 frame) sampled at the playback clock",
+                    shapesOk && b.LipSyncHits > 0 && b.MaxMouth > 0.05f,
+                    shapes.Count + " blendshapes events, " + shapes.Sum(m => m.Count) + " frames x 61 over " + totalB + " samples; "
+                    + b.LipSyncHits + " samples at the playback clock, max JawOpen " + b.MaxMouth.ToString("F2"));
+            }
+            else
+            {
+                Skip("ARKit blendshape frames", "only the live backend delivers blendshapes");
+            }
 
             // 5. Actions (and emotion on live).
             long tAct = Say(a, "Please grab the cube.");
@@ -411,6 +432,7 @@ namespace ConvaiBridge.Tests
         {
             const int rate = 16000, frame = 320; // 20 ms
             var pcm = new short[frame];
+            long firstTurn = p.Session.LastTurn + 1; // server VAD (live) may open its own turn for the speech
             int sent = 0;
             long start = Clock.ElapsedMilliseconds;
             for (int k = 0; k < 50; k++) // one second, paced like a microphone
@@ -436,8 +458,14 @@ namespace ConvaiBridge.Tests
             }
             long turn = ack.Turn.Value;
             bool done = PumpUntil(() => p.Completed(turn), 40000);
-            var transcript = p.Turn(turn).OfType<UserTranscriptMessage>().LastOrDefault(m => m.Final);
-            var timed = p.TurnTimed(turn).Where(e => e.Msg is AudioOutMessage).ToList();
+            Idle(200);
+            var turns = new List<long>();
+            for (long t = Math.Min(firstTurn, turn); t <= turn; t++) turns.Add(t);
+            var events = turns.SelectMany(t => p.TurnTimed(t)).OrderBy(e => e.AtMs).ToList();
+            var transcript = events.Select(e => e.Msg).OfType<UserTranscriptMessage>().LastOrDefault(m => m.Final);
+            var timed = events.Where(e => e.Msg is AudioOutMessage).ToList();
+            var spoken = timed.Select(e => e.Msg.EventTurn.Value).Distinct().ToList();
+            if (spoken.Count > 1) timed = timed.Where(e => e.Msg.EventTurn == spoken[spoken.Count - 1]).ToList();
             long samples = timed.Sum(e => ((AudioOutMessage)e.Msg).Samples);
             double duration = (double)samples / p.Session.AudioFormat.SampleRate;
             double spread = timed.Count > 1 ? (timed[timed.Count - 1].AtMs - timed[0].AtMs) / 1000.0 : 0;
@@ -447,7 +475,8 @@ namespace ConvaiBridge.Tests
             Check("voice turn: mic frames in, end_of_utterance, transcript and bot audio out",
                 done && transcript != null && timed.Count > 0 && duration > 0.3 && spread >= duration * 0.5 && spread <= duration + 2,
                 sent + " mic frames (1.00 s) → transcript \"" + (transcript != null ? transcript.Text : "") + "\" → "
-                + timed.Count + " audio frames, " + duration.ToString("F2") + " s, delivered over " + spread.ToString("F2") + " s");
+                + timed.Count + " audio frames, " + duration.ToString("F2") + " s, delivered over " + spread.ToString("F2") + " s"
+                + " (ack turn " + turn + (spoken.Count > 0 && spoken[spoken.Count - 1] != turn ? ", reply in VAD turn " + spoken[spoken.Count - 1] : "") + ")");
         }
 
         private static void InterruptTurn(Probe p)

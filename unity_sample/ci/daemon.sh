@@ -12,7 +12,10 @@ case "${1:-}" in
 start)
     n=$(find "$UNITY_CI_DIR" -maxdepth 1 -name 'daemon.*.log' | wc -l)
     log="$UNITY_CI_DIR/daemon.$((n + 1)).log"
-    "$UNITY_CI_BRIDGE" serve --endpoint "$UNITY_CI_ENDPOINT" --connection-file "$UNITY_CI_CONNECTION_FILE" \
+    : >"$log"
+    # Own session and process group (pgid = pid): `kill` takes the daemon down with its worker
+    # processes, as a crash of the whole daemon would, and nothing is left behind.
+    setsid "$UNITY_CI_BRIDGE" serve --endpoint "$UNITY_CI_ENDPOINT" --connection-file "$UNITY_CI_CONNECTION_FILE" \
         --rest-url "$UNITY_CI_EMULATOR_URL" --live-url "$UNITY_CI_EMULATOR_URL" --log-level INFO >"$log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 1 300); do # 30 s
@@ -31,17 +34,16 @@ start)
 stop | kill)
     [ -f "$pidfile" ] || exit 0
     pid=$(cat "$pidfile")
-    sig=TERM
-    [ "$1" = kill ] && sig=KILL
-    kill -s "$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do # 5 s, then force
-        if ! kill -0 "$pid" 2>/dev/null; then
-            rm -f "$pidfile"
-            exit 0
-        fi
+    if [ "$1" = kill ]; then
+        kill -s KILL -- "-$pid" 2>/dev/null || true # the whole group, at once
+    else
+        kill -s TERM "$pid" 2>/dev/null || true # a clean shutdown of the front, which stops its workers
+    fi
+    for _ in $(seq 1 50); do # 5 s
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -s KILL "$pid" 2>/dev/null || true
+    kill -s KILL -- "-$pid" 2>/dev/null || true # whatever is left of the group
     rm -f "$pidfile"
     ;;
 *)

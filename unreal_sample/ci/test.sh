@@ -45,6 +45,9 @@ if [[ -x "$PYTHON" ]]; then
   if "$PYTHON" "$HERE/tools/gen_core_messages.py" --check >/dev/null 2>&1; then
     echo "schema: generated C++ types are up to date"
     passed=$((passed + 1))
+  elif [[ -n "${CI:-}" ]]; then
+    echo "schema: the committed C++ types are stale: run unreal_sample/tools/gen_core_messages.py and commit"
+    failed=$((failed + 1))
   elif "$PYTHON" "$HERE/tools/gen_core_messages.py" 2>&1; then
     echo "schema: protocol/schema.json changed; regenerated the C++ types (commit them)"
     passed=$((passed + 1))

@@ -1,4 +1,4 @@
-"""CPU fixes for aiortc's audio path, installed once per process by the Live transports.
+"""CPU fixes for aiortc's audio and data paths, installed once per process by the Live transports.
 
 Why: plain aiortc costs 6-10 % of a core per session with audio both ways; the budget is 3 %.
 Measured with ``bench/live_bench.py`` (8 sessions, cProfile + per-thread CPU), the time went to:
@@ -28,6 +28,13 @@ Fixes, in order of depth:
   module-level ``decoder_worker`` and the name-mangled ``__decoder_queue``/``__decoder_error``
   attributes), hence the version guard.
 
+* ``delayed_sack`` hook: aiortc's SCTP (data channels) sends a SACK packet for every packet it
+  receives. A talking Convai bot sends ~50 RTVI messages a second (visemes), and each SACK costs a
+  chunk serialisation, a DTLS record and a ``sendto``. Associations created inside
+  :func:`delayed_sack` ack every second packet at once and a lone packet after ``SACK_DELAY_S``
+  (50 ms; RFC 4960 §6.2 allows 200 ms), immediately whenever there are gaps or duplicates. Only
+  the acknowledgements are delayed, never the delivery of received messages.
+
 Each hook is applied only when aiortc's version is one this code was checked against
 (``SUPPORTED_AIORTC``) and the names it relies on exist; otherwise aiortc is left alone and a
 warning says so (correct, only slower). ``BRIDGE_AIORTC_HOOKS=0`` disables all hooks (A/B runs).
@@ -48,6 +55,7 @@ from typing import Any
 
 import aiortc
 import aiortc.rtcrtpreceiver
+import aiortc.rtcsctptransport
 import aiortc.rtp
 import av
 import numpy as np
@@ -62,12 +70,18 @@ OPUS_RATE = 48000
 
 _MAX_SAMPLE_VALUE = 32767
 _MIN_AUDIO_LEVEL = -127
+# RFC 4960 §6.2: acknowledge at least every second packet and within 200 ms.
+SACK_DELAY_S = 0.05
 _installed: dict[str, bool] = {}
 _fast_scope: contextvars.ContextVar[bool] = contextvars.ContextVar("bridge_fast_receive", default=False)
+_sack_scope: contextvars.ContextVar[bool] = contextvars.ContextVar("bridge_delayed_sack", default=False)
 
 original_compute_audio_level_dbov = aiortc.rtp.compute_audio_level_dbov
 _original_decoder_worker: Callable[..., None] = aiortc.rtcrtpreceiver.decoder_worker
 _original_receiver_init: Callable[..., None] = aiortc.rtcrtpreceiver.RTCRtpReceiver.__init__
+_Sctp = aiortc.rtcsctptransport.RTCSctpTransport
+_original_sctp_init: Callable[..., None] = _Sctp.__init__
+_original_send_sack: Callable[..., Any] = _Sctp._send_sack
 
 
 def compute_audio_level_dbov(frame: AudioFrame) -> int:
@@ -164,6 +178,66 @@ def attach_sink(receiver: Any, sink: Callable[[AudioFrame], None]) -> bool:
     return True
 
 
+class DelayedSack:
+    """Per-association state of the delayed-SACK policy (counters for tests and metrics)."""
+
+    __slots__ = ("unacked", "timer", "immediate", "deferred")
+
+    def __init__(self) -> None:
+        self.unacked = 0
+        self.timer: asyncio.TimerHandle | None = None
+        self.immediate = 0
+        self.deferred = 0
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+def _sctp_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    _original_sctp_init(self, *args, **kwargs)
+    self._bridge_sack = DelayedSack() if _sack_scope.get() else None
+
+
+async def _send_sack(self: Any) -> None:
+    """aiortc acknowledges every packet at once; ack every second one, or after SACK_DELAY_S."""
+    state: DelayedSack | None = getattr(self, "_bridge_sack", None)
+    if state is None:
+        await _original_send_sack(self)
+        return
+    state.unacked += 1
+    if state.unacked >= 2 or self._sack_duplicates or self._sack_misordered:
+        state.cancel()  # a second packet, or loss/duplication the sender must hear about now
+        state.unacked = 0
+        state.immediate += 1
+        await _original_send_sack(self)
+        return
+    if state.timer is None:
+        state.deferred += 1
+        state.timer = asyncio.get_running_loop().call_later(SACK_DELAY_S, _flush_sack, self)
+
+
+def _flush_sack(self: Any) -> None:
+    state: DelayedSack = self._bridge_sack
+    state.timer = None
+    if not self._sack_needed or self._association_state != _Sctp.State.ESTABLISHED:
+        return
+    state.unacked = 0
+    task = asyncio.ensure_future(_original_send_sack(self))
+    task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+
+
+@contextlib.contextmanager
+def delayed_sack(enabled: bool = True) -> Iterator[None]:
+    """SCTP associations (data channels) created in this block acknowledge like RFC 4960 asks."""
+    token = _sack_scope.set(enabled)
+    try:
+        yield
+    finally:
+        _sack_scope.reset(token)
+
+
 @contextlib.contextmanager
 def fast_receive(enabled: bool = True) -> Iterator[None]:
     """Audio receivers created in this block (and tasks it starts) decode inline, in mono."""
@@ -183,7 +257,7 @@ def install() -> dict[str, bool]:
     """Apply every hook that fits the installed aiortc; idempotent. Returns hook → applied."""
     if _installed:
         return dict(_installed)
-    _installed.update(audio_level=False, inline_decode=False)
+    _installed.update(audio_level=False, inline_decode=False, delayed_sack=False)
     if os.environ.get("BRIDGE_AIORTC_HOOKS") == "0":
         return dict(_installed)
     if not _version_ok():
@@ -201,6 +275,13 @@ def install() -> dict[str, bool]:
         receiver_module.decoder_worker = _decoder_worker
         receiver_module.RTCRtpReceiver.__init__ = _receiver_init  # type: ignore[method-assign]
         _installed["inline_decode"] = True
+    sctp_names = ("_sack_needed", "_sack_duplicates", "_sack_misordered", "_association_state")
+    if callable(getattr(_Sctp, "_send_sack", None)) and all(
+        name in _Sctp.__init__.__code__.co_names for name in sctp_names
+    ):
+        _Sctp.__init__ = _sctp_init  # type: ignore[method-assign]
+        _Sctp._send_sack = _send_sack  # type: ignore[method-assign]
+        _installed["delayed_sack"] = True
     log.debug("aiortc audio hooks: %s", _installed)
     return dict(_installed)
 

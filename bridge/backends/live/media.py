@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 _TIME_BASE = fractions.Fraction(1, MIC_SAMPLE_RATE)
 _FRAME_SECONDS = MIC_FRAME_SAMPLES / MIC_SAMPLE_RATE
-# When the loop falls this far behind the audio clock, restart the clock instead of bursting.
-_MAX_LAG_SECONDS = 0.2
+# After a loop stall up to this long the track catches up with a burst (the queued frames leave at
+# once instead of adding latency); a longer one restarts the clock.
+_MAX_LAG_SECONDS = 0.5
 # After this many silent frames the encoder's output for digital silence no longer changes.
 _SILENCE_SETTLE_FRAMES = 5
 # Latency trimming: a backlog of at least this many frames for a whole window loses one frame.

@@ -168,7 +168,7 @@ class TransportBase:
         self._dead.add_done_callback(lambda f: None if f.cancelled() else f.exception())
         try:
             async with asyncio.timeout(timeout):
-                with loopback_candidates(self._loopback), fastaudio.fast_receive():
+                with loopback_candidates(self._loopback), fastaudio.fast_receive(), fastaudio.delayed_sack():
                     await self._connect_inner()
         except TimeoutError:
             await self._fail_connect()

@@ -70,10 +70,14 @@ namespace ConvaiBridge.Client
         public AudioRingBuffer Audio { get { return _audio; } }
         /// <summary>Highest turn id seen (acks, turn_started, audio).</summary>
         public long LastTurn { get { return Interlocked.Read(ref _lastTurn); } }
-        public long AudioOutFrames;
-        public long AudioOutSamples;
-        public long AudioOutDropped;
-        public long AudioOutSeqGaps;
+        private long _audioOutFrames, _audioOutSamples, _audioOutDropped, _audioOutSeqGaps;
+        /// <summary>audio_out frames and samples (per channel) received into Audio.</summary>
+        public long AudioOutFrames { get { return Interlocked.Read(ref _audioOutFrames); } }
+        public long AudioOutSamples { get { return Interlocked.Read(ref _audioOutSamples); } }
+        /// <summary>Samples of late audio of interrupted turns that were ignored.</summary>
+        public long AudioOutDropped { get { return Interlocked.Read(ref _audioOutDropped); } }
+        /// <summary>Jumps in audio_out seq (frames lost between daemon and client).</summary>
+        public long AudioOutSeqGaps { get { return Interlocked.Read(ref _audioOutSeqGaps); } }
 
         internal SessionOpenMessage Template { get { return _template; } }
         internal bool WantsOpen { get { return _state != SessionState.Closing && _state != SessionState.Closed; } }
@@ -308,16 +312,16 @@ namespace ConvaiBridge.Client
                 case AudioOutMessage.TypeName:
                 {
                     var a = (AudioOutMessage)m;
-                    if (_lastAudioOutSeq >= 0 && a.Seq != _lastAudioOutSeq + 1) Interlocked.Increment(ref AudioOutSeqGaps);
+                    if (_lastAudioOutSeq >= 0 && a.Seq != _lastAudioOutSeq + 1) Interlocked.Increment(ref _audioOutSeqGaps);
                     _lastAudioOutSeq = a.Seq;
                     NoteTurn(a.Turn);
-                    if (a.Turn <= Interlocked.Read(ref _dropThroughTurn)) { Interlocked.Add(ref AudioOutDropped, a.Samples); break; }
+                    if (a.Turn <= Interlocked.Read(ref _dropThroughTurn)) { Interlocked.Add(ref _audioOutDropped, a.Samples); break; }
                     var audio = _audio;
                     if (audio == null || audio.SampleRate != a.SampleRate || audio.Channels != a.Channels)
                         _audio = audio = new AudioRingBuffer((int)a.SampleRate, (int)a.Channels, bufferMs);
                     audio.WritePcm16(a.Payload, 0, (int)a.Samples, a.Turn, a.Offset);
-                    Interlocked.Increment(ref AudioOutFrames);
-                    Interlocked.Add(ref AudioOutSamples, a.Samples);
+                    Interlocked.Increment(ref _audioOutFrames);
+                    Interlocked.Add(ref _audioOutSamples, a.Samples);
                     break;
                 }
                 case VisemesMessage.TypeName:

@@ -56,6 +56,14 @@ namespace ConvaiBridge.Protocol
             public static readonly string[] All = { "none", "visemes", "blendshapes" };
         }
 
+        public static class AudioRouting
+        {
+            public const string AudioOnly = "audio_only";
+            public const string DataOnly = "data_only";
+            public const string Both = "both";
+            public static readonly string[] All = { "audio_only", "data_only", "both" };
+        }
+
         public static class BlendshapeFormat
         {
             public const string Mha = "mha";
@@ -712,6 +720,8 @@ namespace ConvaiBridge.Protocol
         public bool? Voice;
         /// <summary>optional</summary>
         public LipSync Lipsync;
+        /// <summary>live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used); one of WireEnums.AudioRouting; optional</summary>
+        public string AudioRouting;
 
         public override string Type { get { return TypeName; } }
         public override MessageKind Kind { get { return MessageKind.Request; } }
@@ -737,6 +747,7 @@ namespace ConvaiBridge.Protocol
             w.Struct("audio", Audio, false);
             w.Bool("voice", Voice, false);
             w.Struct("lipsync", Lipsync, false);
+            w.Str("audio_routing", AudioRouting, false, WireEnums.AudioRouting.All);
             return w.Count;
         }
 
@@ -759,6 +770,7 @@ namespace ConvaiBridge.Protocol
             Audio = r.Struct("audio", false, AudioFormat.Create);
             Voice = r.OptBool("voice");
             Lipsync = r.Struct("lipsync", false, LipSync.Create);
+            AudioRouting = r.Str("audio_routing", false, WireEnums.AudioRouting.All);
         }
     }
 

@@ -108,7 +108,9 @@ namespace ConvaiBridge.Transport
         {
             parts.Clear();
             if (_socket == IntPtr.Zero) return false;
-            if (timeoutMs != _rcvTimeout)
+            // A zero timeout is a non-blocking receive; otherwise the socket's receive timeout waits.
+            int flags = timeoutMs <= 0 ? ZmqConst.DontWait : 0;
+            if (flags == 0 && timeoutMs != _rcvTimeout)
             {
                 SetOpt(ZmqConst.RcvTimeo, timeoutMs);
                 _rcvTimeout = timeoutMs;
@@ -116,7 +118,7 @@ namespace ConvaiBridge.Transport
             while (true)
             {
                 _zmq.MsgInit(_msg);
-                int rc = _zmq.MsgRecv(_msg, _socket, 0);
+                int rc = _zmq.MsgRecv(_msg, _socket, flags);
                 if (rc < 0)
                 {
                     _zmq.MsgClose(_msg);
@@ -132,7 +134,7 @@ namespace ConvaiBridge.Transport
                 _zmq.MsgClose(_msg);
                 parts.Add(data);
                 if (!more) return true;
-                if (_rcvTimeout != 0) { SetOpt(ZmqConst.RcvTimeo, 0); _rcvTimeout = 0; }
+                flags = ZmqConst.DontWait; // the other parts of a message are already here
             }
         }
 
