@@ -56,6 +56,7 @@ class Config:
     client_timeout_ms: int = 10000
     max_audio_in_ms: int = 2000
     audio_lead_ms: int = 100
+    audio_prebuffer_ms: int = 60  # a turn's first audio_out waits until this much is queued (live)
     request_timeout_s: float = 30.0
     max_retries: int = 3
     retry_base_s: float = 0.25

@@ -81,6 +81,7 @@ class Session:
         *,
         lead_ms: int,
         max_audio_in_ms: int,
+        prebuffer_ms: int = 0,
         lipsync: dict[str, Any] | None = None,
         label: str = "",
     ) -> None:
@@ -99,6 +100,9 @@ class Session:
         self._out_q: deque[tuple[str, Any]] = deque()
         self._out_wakeup = asyncio.Event()
         self._pacer = Pacer(audio["sample_rate"], lead_ms=lead_ms)
+        self._prebuffer_samples = audio["sample_rate"] * min(prebuffer_ms, lead_ms) // 1000
+        self._released_turn: int | None = None
+        self._audio_done_turn: int | None = None
         self._framer = Framer(self._frame_samples, audio["channels"])
         self._resampler: StreamResampler | None = None
         self._resampler_key: tuple[int, int] | None = None
@@ -336,6 +340,7 @@ class Session:
         """The backend finished this turn's audio: flush resampler and framer tails into the queue."""
         if self._audio_turn is None or self.turn is None or self.turn.id != self._audio_turn:
             return
+        self._audio_done_turn = self._audio_turn
         ts = time.time_ns() // 1000
         if self._resampler is not None:
             self._frame_out(self._resampler.flush(), self._audio_turn, ts)
@@ -430,6 +435,9 @@ class Session:
             kind, item = self._out_q[0]
             if kind == "audio":
                 turn_id, pcm, offset, samples, ts = item
+                if turn_id != self._released_turn:
+                    await self._prebuffer(turn_id)
+                    self._released_turn = turn_id
                 await self._pacer.wait_for(samples)
                 if not self._out_q or self._out_q[0][1] is not item:
                     continue  # flushed while waiting
@@ -460,10 +468,27 @@ class Session:
                 msg_type, fields, ts = item
                 self._out_q.popleft()
                 self.emit(msg_type, fields, ts=ts)
-            if not any(k == "audio" for k, _ in self._out_q):
-                # Turn audio drained: the next turn's clock starts fresh.
-                if not self._out_q:
-                    self._pacer.reset()
+            if not self._out_q:
+                self._pacer.reset()  # drained: the clock re-anchors on the next frame
+
+    async def _prebuffer(self, turn_id: int) -> None:
+        """Hold a turn's first frames until a little audio is queued, so the engine starts with slack.
+
+        Live audio arrives in real time, so without this the engine's buffer would start empty and
+        every network hiccup would be an underrun. Bounded: a slow source never stalls the turn.
+        """
+        if self._prebuffer_samples <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 3 * self._prebuffer_samples / self.audio["sample_rate"]
+        while self._audio_done_turn != turn_id:
+            queued = sum(item[3] for kind, item in self._out_q if kind == "audio" and item[0] == turn_id)
+            remaining = deadline - loop.time()
+            if queued >= self._prebuffer_samples or remaining <= 0 or not self._out_q:
+                return
+            self._out_wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._out_wakeup.wait(), remaining)
 
     # -- microphone -------------------------------------------------------------------------------
     def audio_in(self, header: dict[str, Any], payload: bytes) -> None:

@@ -55,6 +55,9 @@ class BridgeClient:
         self._pending: dict[int, asyncio.Future[Message]] = {}
         self._sessions: dict[str, NpcSession] = {}
         self._orphans: asyncio.Queue[Message] = asyncio.Queue()
+        # Events that beat their session's registration (session_opened can follow the ack in the same
+        # batch, before open_session resumes): kept per sid until the session exists.
+        self._early: dict[str, list[Message]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_sent = time.monotonic()
         self.last_received = time.monotonic()
@@ -157,6 +160,8 @@ class BridgeClient:
             session = self._sessions.get(msg.sid or "")
             if session is not None:
                 session.events.put_nowait(msg)
+            elif msg.sid and len(self._early) < 1000:
+                self._early.setdefault(msg.sid, []).append(msg)
             else:
                 self._orphans.put_nowait(msg)
 
@@ -178,6 +183,8 @@ class BridgeClient:
         ack = await self.request("session_open", character_id=character_id, **options)
         session = NpcSession(self, ack.sid or "")
         self._sessions[session.sid] = session
+        for early in self._early.pop(session.sid, []):
+            session.events.put_nowait(early)
         if wait_ready:
             opened = await session.wait_for("session_opened", timeout=options.get("open_timeout", 30.0))
             session.opened = opened

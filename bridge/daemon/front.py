@@ -54,6 +54,7 @@ SETTINGS = (
     "client_timeout_ms",
     "max_audio_in_ms",
     "audio_lead_ms",
+    "audio_prebuffer_ms",
     "request_timeout_s",
     "max_retries",
     "retry_base_s",

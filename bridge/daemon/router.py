@@ -124,6 +124,7 @@ class Daemon(EngineEndpoint):
             self._session_emit,
             lead_ms=self.config.audio_lead_ms,
             max_audio_in_ms=self.config.max_audio_in_ms,
+            prebuffer_ms=self.config.audio_prebuffer_ms,
             lipsync=params.lipsync,
             label=msg.get("label", ""),
         )

@@ -130,7 +130,8 @@ def _figure(stats: RunStats, meta: dict[str, Any]) -> Any:
 
     ax = axes[0][1]
     secs = list(range(len(stats.seconds)))
-    ax.plot(secs, [s.bridge_max for s in stats.seconds], label="max", color="tab:red")
+    ax.plot(secs, [s.bridge_max if s.bridge_count else math.nan for s in stats.seconds], label="max",
+            color="tab:red")
     ax.plot(
         secs,
         [s.bridge_sum / s.bridge_count if s.bridge_count else math.nan for s in stats.seconds],

@@ -41,7 +41,12 @@ DRAIN_S = 0.3
 PREROLL_FRAMES = 15
 SILENCE_PEAK = 64
 MAX_RESUME_ATTEMPTS = 3
-MAX_QUEUED_BEFORE_READY = 8
+MAX_QUEUED_BEFORE_READY = 8  # requests that may wait for bot-ready while the connection is re-established
+QUEUED_LIFETIME_S = 30.0
+# Events of a bot reply: dropped between an interrupt and the next user turn.
+REPLY_EVENTS = (
+    ev.BotText, ev.BotSpeaking, ev.BotAudio, ev.Actions, ev.Emotion, ev.Visemes, ev.Blendshapes, ev.TurnEnd
+)
 
 
 def connect_body(p: OpenParams) -> dict[str, Any]:
@@ -119,6 +124,7 @@ class LiveBackend(Backend):
         self._mic_key: tuple[int, int] | None = None
         self._mic_framer = Framer(MIC_FRAME_SAMPLES, 1)
         self.stats = {"reconnects": 0, "bot_frames": 0, "mic_frames": 0}
+        self._waiting_for_ready = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -262,10 +268,7 @@ class LiveBackend(Backend):
             return  # audio-data duplicates the media track unless the track is off
         if isinstance(event, ev.TurnStart | ev.UserTranscript):
             self._suppress = False  # a new user turn: the bot may speak again
-        elif self._suppress and isinstance(
-            event,
-            ev.BotText | ev.BotSpeaking | ev.BotAudio | ev.Actions | ev.Emotion | ev.Visemes | ev.Blendshapes | ev.TurnEnd,
-        ):
+        elif self._suppress and isinstance(event, REPLY_EVENTS):
             return  # leftovers of an interrupted reply
         if isinstance(event, ev.BotSpeaking):
             if event.started:
@@ -329,8 +332,27 @@ class LiveBackend(Backend):
             raise ProtocolError("session_not_ready", "the live connection is being re-established")
         await rt.send_json({"label": "rtvi-ai", "type": kind, "id": msg_id or uuid.uuid4().hex, "data": data})
 
+    async def _until_ready(self) -> None:
+        """While re-joining, hold a few requests until bot-ready (as Convai's engine SDKs queue typed text)."""
+        if self._rt is not None and self._ready.is_set():
+            return
+        if self._waiting_for_ready >= MAX_QUEUED_BEFORE_READY or self._closing:
+            raise ProtocolError("session_not_ready", "the live connection is being re-established")
+        self._waiting_for_ready += 1
+        try:
+            deadline = asyncio.get_running_loop().time() + QUEUED_LIFETIME_S
+            while self._rt is None or not self._ready.is_set():
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 or self._closing:
+                    raise ProtocolError("session_not_ready", "the live connection did not come back in time")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._ready.wait(), min(remaining, 0.5))
+        finally:
+            self._waiting_for_ready -= 1
+
     async def _request(self, kind: str, data: dict[str, Any] | list[Any]) -> dict[str, Any] | None:
         """Send a Convai client message and wait briefly for its server-response."""
+        await self._until_ready()
         fut: asyncio.Future[ev.ServerAck] = asyncio.get_running_loop().create_future()
         self._acks.setdefault(kind, deque()).append(fut)
         try:
