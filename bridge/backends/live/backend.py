@@ -78,6 +78,8 @@ def connect_body(p: OpenParams) -> dict[str, Any]:
         }
     elif lipsync.get("provider") == "visemes":
         body["blendshape_provider"] = "ovr"
+    else:
+        body["blendshape_provider"] = "none"  # as Convai's web SDK sends when lip sync is off
     if p.audio_routing and p.audio_routing != "audio_only":
         body["audio_config"] = {"output": {"audio_routing": p.audio_routing, "max_chunk_duration_ms": 100}}
     body["invocation_metadata"] = {"source": "convai-bridge", "client_version": bridge.__version__}

@@ -1,6 +1,6 @@
 """CPU fixes for aiortc's audio and data paths, installed once per process by the Live transports.
 
-Why: plain aiortc costs 6-10 % of a core per session with audio both ways; the budget is 3 %.
+Why: plain aiortc costs 5-10 % of a core per session with audio both ways; the budget is 3 %.
 Measured with ``bench/live_bench.py`` (8 sessions, cProfile + per-thread CPU), the time went to:
 
 1. ``aiortc.rtp.compute_audio_level_dbov``: a pure-Python loop over every outgoing sample.
@@ -13,9 +13,11 @@ Measured with ``bench/live_bench.py`` (8 sessions, cProfile + per-thread CPU), t
 
 Fixes, in order of depth:
 
-* The mic track (:class:`bridge.backends.live.media.MicTrack`) encodes Opus itself (mono, 32 kbps,
-  inline, no resampler) and hands aiortc ready ``av.Packet`` objects, which aiortc's public
-  pass-through path sends without an executor hop. No hook needed.
+* The mic track (:class:`bridge.backends.live.media.MicTrack`) encodes Opus itself (mono,
+  wideband, complexity 1, inline, no resampler), reuses the packet of settled digital silence, and
+  hands aiortc ready ``av.Packet`` objects, which aiortc's public pass-through path sends without
+  an executor hop. Mic tracks wake on a 20 ms grid shared by all sessions (one loop wake-up for N
+  sessions). No hook needed for any of this.
 * ``audio_level`` hook: ``aiortc.rtp.compute_audio_level_dbov`` is replaced by a numpy version
   with identical results (tests compare both), for any aiortc user in the process.
 * ``inline_decode`` hook: audio ``RTCRtpReceiver`` objects created *inside*
@@ -27,13 +29,18 @@ Fixes, in order of depth:
   process are untouched. This touches aiortc internals (``RTCRtpReceiver.__init__``, the
   module-level ``decoder_worker`` and the name-mangled ``__decoder_queue``/``__decoder_error``
   attributes), hence the version guard.
-
 * ``delayed_sack`` hook: aiortc's SCTP (data channels) sends a SACK packet for every packet it
-  receives. A talking Convai bot sends ~50 RTVI messages a second (visemes), and each SACK costs a
+  receives. A talking Convai bot sends 50-100 RTVI messages a second (visemes), and each SACK costs a
   chunk serialisation, a DTLS record and a ``sendto``. Associations created inside
   :func:`delayed_sack` ack every second packet at once and a lone packet after ``SACK_DELAY_S``
   (50 ms; RFC 4960 §6.2 allows 200 ms), immediately whenever there are gaps or duplicates. Only
   the acknowledgements are delayed, never the delivery of received messages.
+
+Result (``bench/live_bench.py``, 8 sessions, daemon process only, 2-vCPU VM with the server on
+the other vCPU): aiortc as shipped 5.2-6.5 % of a core per session, this path 2.3-2.6 % with
+speech up and a tone down; with the emulator's bot talking (about 95 RTVI messages a second per
+session on top of the audio) 7.5 % → 3.8 %. What remains is mostly aiortc's pure-Python RTP, SRTP
+glue, SCTP and DTLS handling per packet, the asyncio loop, and libopus itself.
 
 Each hook is applied only when aiortc's version is one this code was checked against
 (``SUPPORTED_AIORTC``) and the names it relies on exist; otherwise aiortc is left alone and a

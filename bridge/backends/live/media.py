@@ -80,7 +80,9 @@ class MicTrack(MediaStreamTrack):
     frame is due. It returns Opus packets, not raw frames: aiortc then only packetises them. The
     queue is bounded: a full queue drops its oldest frame (counted in ``stats.mic_dropped``), and a
     backlog that persists for a second loses one frame (``stats.mic_trimmed``), so a producer
-    whose clock runs slightly fast cannot build up latency.
+    whose clock runs slightly fast cannot build up latency. Packets sent this way carry no
+    ``ssrc-audio-level`` header extension (aiortc computes it only for raw frames); LiveKit uses it
+    for active-speaker events only, which the Convai bot does not depend on.
     """
 
     kind = "audio"

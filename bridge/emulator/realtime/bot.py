@@ -109,7 +109,8 @@ class BotConfig:
 
     def clip_options(self) -> ClipOptions:
         return ClipOptions(
-            visemes=self.visemes and not self.neurosync,
+            # "none" is how Convai's web SDK says lip sync is off; the documented default still sends visemes.
+            visemes=self.visemes and not self.neurosync and self.blendshape_provider != "none",
             viseme_fps=self.viseme_fps,
             neurosync_format=self.blendshape_format if self.neurosync else None,
             neurosync_fps=self.blendshape_fps,
