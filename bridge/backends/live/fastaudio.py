@@ -52,6 +52,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import fractions
 import logging
 import math
 import os
@@ -74,6 +75,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
 OPUS_RATE = 48000
+_OPUS_TIME_BASE = fractions.Fraction(1, OPUS_RATE)
 
 _MAX_SAMPLE_VALUE = 32767
 _MIN_AUDIO_LEVEL = -127
@@ -115,6 +117,7 @@ class MonoOpusDecoder:
     def decode(self, encoded_frame: Any) -> list[AudioFrame]:
         packet = Packet(encoded_frame.data)
         packet.pts = encoded_frame.timestamp
+        packet.time_base = _OPUS_TIME_BASE
         return list(self.codec.decode(packet))
 
 

@@ -226,7 +226,7 @@ class LiveKitTransport(TransportBase):
         self._mic.push(pcm)
 
     def clear_mic(self) -> None:
-        """Drop queued mic frames (e.g. on push-to-talk release)."""
+        """Drop queued, not yet sent mic frames (e.g. when the user cancels a turn)."""
         self._mic.clear()
 
     # ------------------------------------------------------------------ connecting
