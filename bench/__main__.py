@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench.json")
     args = parser.parse_args(argv)
     console = Console()
-    results: dict[str, float] = {}
+    results: dict[str, object] = {}
     failures: dict[str, str] = {}
     timings: dict[str, float] = {}
     for name, (module, what) in GROUPS.items():
@@ -73,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     table.add_column("target")
     for key in sorted(results):
         value = results[key]
-        shown = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1000 else f"{value:.0f}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            shown = str(value) if isinstance(value, bool | str) else f"({type(value).__name__}, see json)"
+        elif abs(value) < 1000:
+            shown = f"{value:.3g}"
+        else:
+            shown = f"{value:.0f}"
         table.add_row(key, shown, _unit(key), TARGETS.get(key, ""))
     console.print(table)
     for name, err in failures.items():

@@ -44,6 +44,17 @@ class ClientState:
     sessions: set[str] = field(default_factory=set)
 
 
+def wake_reader(sock: zmq.asyncio.Socket | None) -> None:
+    """After a send on a shadow socket, let the asyncio reader see input the send may have absorbed.
+
+    ZMQ_FD is edge-triggered and any socket operation can consume the edge; pyzmq's own send does
+    exactly this check, which this replicates without allocating a future per message.
+    """
+    schedule = getattr(sock, "_schedule_remaining_events", None)
+    if schedule is not None and getattr(sock, "_recv_futures", None):
+        schedule()
+
+
 class EngineEndpoint(ABC):
     def __init__(self, config: Config, token: str | None = None, metrics: BridgeMetrics | None = None) -> None:
         self.config = config
@@ -53,6 +64,7 @@ class EngineEndpoint(ABC):
         self.codec = Codec(max_message_bytes=config.max_message_bytes)
         self.ctx = zmq.asyncio.Context.instance()
         self.sock: zmq.asyncio.Socket | None = None
+        self._tx: zmq.Socket | None = None
         self.endpoint = config.endpoint
         self.clients: dict[bytes, ClientState] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -92,6 +104,9 @@ class EngineEndpoint(ABC):
             sock.bind(self.config.endpoint)
             self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.sock = sock
+        # Sends are non-blocking: a plain (shadow) socket skips the asyncio future bookkeeping that
+        # would otherwise cost more than the send itself for every audio frame.
+        self._tx = zmq.Socket.shadow(sock.underlying)
         await self.on_start()
         write_connection_file(self.config.connection_file, self.endpoint, self.token, self.instance_id)
         self._spawn(self._recv_loop(), "recv")
@@ -142,11 +157,14 @@ class EngineEndpoint(ABC):
 
     def send_parts(self, identity: bytes, parts: list[Any], what: str = "message") -> None:
         """Hand already-encoded frames to the client's socket without blocking."""
+        if self._tx is None:
+            return
         client = self.clients.get(identity)
         if client:
             client.last_sent = time.monotonic()
         try:
-            self.sock.send_multipart([identity, *parts], flags=zmq.NOBLOCK, copy=False)  # type: ignore[union-attr]
+            self._tx.send_multipart([identity, *parts], flags=zmq.NOBLOCK, copy=False)
+            wake_reader(self.sock)
         except zmq.Again:
             log.warning("client %s is not reading; dropped %s", identity.hex()[:8], what)
         except zmq.ZMQError as exc:

@@ -33,7 +33,7 @@ import zmq.asyncio
 
 from bridge.backends.registry import backend_class
 from bridge.config import Config
-from bridge.daemon.endpoint import ClientState, EngineEndpoint
+from bridge.daemon.endpoint import ClientState, EngineEndpoint, wake_reader
 from bridge.daemon.metrics import BridgeMetrics
 from bridge.session import validate_audio_format
 from bridge.wire.codec import Message, now_us, pack
@@ -112,6 +112,7 @@ class Link:
         self.sock.setsockopt(zmq.SNDHWM, 10000)
         self.sock.setsockopt(zmq.RCVHWM, 10000)
         self.sock.connect(worker.endpoint)
+        self._tx = zmq.Socket.shadow(self.sock.underlying)  # non-blocking relays skip asyncio bookkeeping
         self.ids = itertools.count(1)
         self.pending: dict[int, _Pending] = {}
         self.sids: dict[str, str] = {}  # worker sid -> public sid
@@ -160,7 +161,8 @@ class Link:
         if route is not None and route.worker_sid is not None:
             header["sid"] = route.worker_sid
         try:
-            self.sock.send_multipart([pack(header), *msg.frames], flags=zmq.NOBLOCK, copy=False)
+            self._tx.send_multipart([pack(header), *msg.frames], flags=zmq.NOBLOCK, copy=False)
+            wake_reader(self.sock)
         except zmq.ZMQError as exc:
             self.pending.pop(header.get("id", -1), None)
             raise ProtocolError("worker_failed", f"daemon worker unreachable: {exc}", msg.id, msg.sid) from exc

@@ -122,9 +122,9 @@ async def test_interrupt_stops_audio_at_once(emulator: Emulator) -> None:
         await client.wait_type("bot-turn-completed", 5)
         cut = client.find("bot-turn-completed")[0]
         assert cut.message["data"]["was_interrupted"] is True
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(1.4)  # silence goes out as DTX comfort packets, one per 400 ms
         after = [pcm for t, pcm in client.audio if t > cut.t + 0.25]
-        assert after, "audio keeps flowing (silence) after an interrupt"
+        assert after, "the track stays alive (comfort packets) after an interrupt"
         assert np.sqrt(np.mean(np.concatenate(after).astype(np.float64) ** 2)) < 50
         assert not client.find("visemes") or client.find("visemes")[-1].t <= cut.t + 0.05
     finally:

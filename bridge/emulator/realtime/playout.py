@@ -23,6 +23,11 @@ from .opus import FRAME_SAMPLES, FRAME_SECONDS, make_packet, silence_packet
 log = logging.getLogger(__name__)
 
 TRACK_BACKLOG = 5  # packets (100 ms) a track may hold before old ones are dropped
+# Opus DTX, as WebRTC endpoints use it: while nothing is said, one comfort packet per 400 ms instead of
+# 50 silent packets a second. Timestamps keep advancing, so receivers see the gap for what it is, and
+# neither side spends CPU on encrypting, sending and decoding silence.
+DTX_INTERVAL = 20
+DTX_HANGOVER = 10  # silent packets still sent after speech: they flush receivers' jitter buffers
 
 
 class BotAudioTrack(MediaStreamTrack):
@@ -34,13 +39,18 @@ class BotAudioTrack(MediaStreamTrack):
         super().__init__()
         if track_id:
             self._id = track_id
-        self._pending: deque[bytes] = deque(maxlen=TRACK_BACKLOG)
+        self._pending: deque[tuple[bytes, int]] = deque(maxlen=TRACK_BACKLOG)
         self._waiter: asyncio.Future[None] | None = None
         self._pts = 0
         self.packets_sent = 0
 
+    def skip(self) -> None:
+        """A 20 ms frame not sent (DTX): only the clock moves."""
+        self._pts += FRAME_SAMPLES
+
     def push(self, payload: bytes) -> None:
-        self._pending.append(payload)
+        self._pending.append((payload, self._pts))
+        self._pts += FRAME_SAMPLES
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -54,11 +64,9 @@ class BotAudioTrack(MediaStreamTrack):
                 await self._waiter
             finally:
                 self._waiter = None
-        payload = self._pending.popleft()
-        packet = make_packet(payload, self._pts)
-        self._pts += FRAME_SAMPLES
+        payload, pts = self._pending.popleft()
         self.packets_sent += 1
-        return packet
+        return make_packet(payload, pts)
 
     def stop(self) -> None:
         super().stop()
@@ -94,6 +102,7 @@ class Speaker:
         self._current: Utterance | None = None
         self._task: asyncio.Task[None] | None = None
         self._silence = silence_packet()
+        self._silent_ticks = 0
         self._closed = False
         self.ticks = 0
         self.late_resyncs = 0
@@ -201,5 +210,13 @@ class Speaker:
                 self._current = None
                 if not current.done.done():
                     current.done.set_result(True)
+        if payload is self._silence:
+            self._silent_ticks += 1
+            if self._silent_ticks > DTX_HANGOVER and self._silent_ticks % DTX_INTERVAL:
+                for track in self._tracks:
+                    track.skip()
+                return
+        else:
+            self._silent_ticks = 0
         for track in self._tracks:
             track.push(payload)
