@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -132,7 +133,7 @@ def _ignore_state(state: str, reason: str | None) -> None:
     return None
 
 
-class TransportBase:
+class TransportBase(ABC):
     """Owner callbacks, once-only state reporting and task bookkeeping shared by the transports.
 
     Subclasses implement ``_connect_inner()`` (runs under the connect timeout, inside the ICE and
@@ -213,11 +214,13 @@ class TransportBase:
         except Exception:
             log.warning("%s teardown failed", type(self).__name__, exc_info=True)
 
+    @abstractmethod
     async def _connect_inner(self) -> None:
-        raise NotImplementedError
+        """Signalling and media set-up of the concrete transport."""
 
+    @abstractmethod
     async def _shutdown(self, *, goodbye: bool) -> None:
-        raise NotImplementedError
+        """Tear the concrete transport down (say goodbye to the server when ``goodbye``)."""
 
     def _die(self, state: str, reason: str) -> None:
         """The connection ended on its own: report it once, then tear down in the background."""
