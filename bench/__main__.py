@@ -38,7 +38,7 @@ TARGETS = {
 
 def _unit(key: str) -> str:
     for suffix, unit in UNITS.items():
-        if suffix in key:
+        if key.endswith(suffix) or suffix + "_" in key:
             return unit
     return ""
 
