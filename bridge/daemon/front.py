@@ -161,7 +161,7 @@ class Link:
         if route is not None and route.worker_sid is not None:
             header["sid"] = route.worker_sid
         try:
-            self._tx.send_multipart([pack(header), *msg.frames], flags=zmq.NOBLOCK, copy=False)
+            self._tx.send_multipart([pack(header), *msg.frames], flags=zmq.NOBLOCK)
             wake_reader(self.sock)
         except zmq.ZMQError as exc:
             self.pending.pop(header.get("id", -1), None)
