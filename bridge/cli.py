@@ -61,11 +61,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, with_emulator=args.emulator))
 
 
-def _optional(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
+_EXTRAS = {"bridge.loadtest.cli": "loadtest", "bridge.emulator.cli": "emulator"}
+
+
+def _unavailable(name: str, module: str, exc: ImportError):
+    """A verb whose optional dependencies are missing still shows up, and says what to install."""
+
+    def run(_args: argparse.Namespace) -> int:
+        extra = _EXTRAS.get(module)
+        hint = f"; install it with: pip install 'convai-bridge[{extra}]'" if extra else ""
+        print(f"convai-bridge {name}: unavailable ({exc.name or exc}: {exc}){hint}", file=sys.stderr)
+        return 2
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,8 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("demo", "bridge.demo", "emulator + daemon + a scripted two-NPC conversation"),
         ("loadtest", "bridge.loadtest.cli", "simulated engine clients against the daemon"),
     ):
-        mod = _optional(module)
-        if mod is None:
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            p = sub.add_parser(name, help=f"{help_text} (unavailable: {exc.name or exc})", add_help=False)
+            p.set_defaults(func=_unavailable(name, module, exc), unavailable=True)
             continue
         p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
         mod.add_arguments(p)
@@ -93,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "unavailable", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return int(args.func(args) or 0)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import math
 import os
 import sys
@@ -159,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.parent.exists():
             err.print(f"convai-bridge loadtest: no such directory {path.parent}")
             return 2
+    if args.report is not None and importlib.util.find_spec("matplotlib") is None:
+        err.print("convai-bridge loadtest: --report needs matplotlib: pip install 'convai-bridge[loadtest]'")
+        return 2
     if args.report is not None and args.report.suffix.lower() not in (".png", ".html"):
         err.print("convai-bridge loadtest: --report must end in .png or .html")
         return 2
