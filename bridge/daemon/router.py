@@ -239,7 +239,7 @@ async def dispatch_request(session: Session, msg: Message) -> tuple[dict[str, An
         return await b.end_of_utterance(), turn
     if t == "trigger":
         turn = session.new_turn("trigger")
-        return await b.trigger(msg["name"], msg.get("message")), turn
+        return await b.trigger(msg.get("name"), msg.get("message")), turn
     if t == "interrupt":
         session.interrupt_local()
         return await b.interrupt(), None

@@ -25,10 +25,12 @@ from bridge.audio.resample import StreamResampler
 from bridge.backends.base import Backend, BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
 from bridge.backends.live.connect import connect_session, disconnect_session
+from bridge.backends.live.reply_end import ReplyEnd
 from bridge.backends.live.transport import MIC_FRAME_SAMPLES, MIC_SAMPLE_RATE, TransportError
 from bridge.backends.retry import with_retries
 from bridge.translate import events as ev
-from bridge.translate.rtvi import RtviTranslator
+from bridge.translate import rtvi
+from bridge.translate.rtvi import Peer, RtviTranslator
 from bridge.wire.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,12 @@ class LiveBackend(Backend):
         self._mic_framer = Framer(MIC_FRAME_SAMPLES, 1)
         self.stats = {"reconnects": 0, "bot_frames": 0, "mic_frames": 0}
         self._waiting_for_ready = 0
+        # Until bot-ready says otherwise the peer is Convai; /connect (LiveKit) always is.
+        self.peer = Peer("convai")
+        self._convai_seen = self.transport == "livekit"
+        self._acks_by_id: dict[str, asyncio.Future[ev.ServerAck]] = {}
+        self._tts_on = params.voice
+        self.reply_end = ReplyEnd(self._reply_over, lambda: self._tts_on and self.params.voice)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -197,6 +205,7 @@ class LiveBackend(Backend):
 
     async def close(self) -> None:
         self._closing = True
+        self.reply_end.close()
         if self._resuming:
             self._resuming.cancel()
         rt, self._rt = self._rt, None
@@ -247,24 +256,50 @@ class LiveBackend(Backend):
         if not isinstance(message, dict):
             return
         if message.get("type") == "bot-ready":
+            self._peer_ready(message)
             self._ready.set()
             return
         for event in self.translator.translate(message):
             self._route(event)
 
-    def _route(self, event: ev.Event) -> None:
+    def _peer_ready(self, message: dict[str, Any]) -> None:
+        """Speak the peer's dialect and advertise only what it serves (a stock RTVI bot has no Convai types)."""
+        self.peer = rtvi.peer_from_bot_ready(message, self._convai_seen)
+        self.capabilities = rtvi.capabilities_for(self.peer, LiveBackend.capabilities)
+        if self.peer.dialect != "convai":
+            log.info("peer %s speaks standard RTVI %s", self.peer.library, self.peer.version)
+
+    def _resolve(self, event: ev.ServerAck) -> bool:
+        """Hand a server-response / error-response to the request it answers: by id, else by event type."""
+        fut = self._acks_by_id.pop(event.request_id, None) if event.request_id else None
+        if fut is None and event.event_type != "error-response":
+            waiters = self._acks.get(event.event_type)
+            fut = waiters.popleft() if waiters else None
+        if fut is None:
+            return False
+        if not fut.done():
+            fut.set_result(event)
+        return True
+
+    def _reply_over(self) -> None:
+        """No bot-turn-completed came after the reply stopped: end the turn as Convai's own clients do."""
+        self._route(ev.TurnEnd(), tracked=False)
+
+    def _route(self, event: ev.Event, tracked: bool = True) -> None:
         sink = self.ctx.sink
         if isinstance(event, ev.ServerAck):
-            waiters = self._acks.get(event.event_type)
-            if waiters:
-                fut = waiters.popleft()
-                if not fut.done():
-                    fut.set_result(event)
+            if event.extras.get("unsupported") and self.peer.dialect == "convai":
+                return  # pipecat's RTVI layer inside Convai refusing a type Convai's router serves (§5)
+            if self._resolve(event):
                 return
             if not event.ok:
                 sink(event)
             return
         if isinstance(event, ev.Ready):
+            self._convai_seen = True
+            if self.peer.dialect != "convai" and self._ready.is_set():
+                self.peer = Peer("convai", self.peer.version, self.peer.library, self.peer.capabilities)
+                self.capabilities = LiveBackend.capabilities
             self.character_session_id = event.character_session_id
         if isinstance(event, ev.BotAudio) and self.params.audio_routing != "data_only":
             return  # audio-data duplicates the media track unless the track is off
@@ -272,6 +307,8 @@ class LiveBackend(Backend):
             self._suppress = False  # a new user turn: the bot may speak again
         elif self._suppress and isinstance(event, REPLY_EVENTS):
             return  # leftovers of an interrupted reply
+        if tracked and not self.reply_end.observe(event):
+            return  # the end of a reply that was already ended or superseded
         if isinstance(event, ev.BotSpeaking):
             if event.started:
                 self._speaking = True
@@ -352,33 +389,58 @@ class LiveBackend(Backend):
         finally:
             self._waiting_for_ready -= 1
 
-    async def _request(self, kind: str, data: dict[str, Any] | list[Any]) -> dict[str, Any] | None:
-        """Send a Convai client message and wait briefly for its server-response."""
+    async def _request(self, request: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Send an engine request in the peer's dialect and wait briefly for the answer.
+
+        Convai answers with a server-response (matched by id or event type); a standard RTVI bot with
+        `user-input`, `server-response` or `error-response` carrying the request's id. A request the peer
+        has no message for fails at once with `unsupported` instead of being sent into the void.
+        """
         await self._until_ready()
-        fut: asyncio.Future[ev.ServerAck] = asyncio.get_running_loop().create_future()
-        self._acks.setdefault(kind, deque()).append(fut)
+        capability = rtvi.CAPABILITY_OF.get(request)
+        message = rtvi.outbound(self.peer, request, args)
+        if message is None or (capability is not None and capability not in self.capabilities):
+            raise ProtocolError("unsupported", f"the character's server ({self._peer_name()}) has no {request} request")
+        kind, data = message
+        msg_id = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[ev.ServerAck] = loop.create_future()
+        self._acks_by_id[msg_id] = fut
+        event_type = rtvi.ack_type(self.peer, request)
+        if event_type:
+            self._acks.setdefault(event_type, deque()).append(fut)
         try:
-            await self._send(kind, data)
+            await self._send(kind, data, msg_id=msg_id)
             ack = await asyncio.wait_for(fut, ACK_TIMEOUT_S)
         except TimeoutError:
             return {"acknowledged": False}  # servers may omit acks: the message was sent
         finally:
-            waiters = self._acks.get(kind)
+            self._acks_by_id.pop(msg_id, None)
+            waiters = self._acks.get(event_type or "")
             if waiters and fut in waiters:
                 waiters.remove(fut)
         if not ack.ok:
+            if ack.extras.get("unsupported"):
+                raise ProtocolError("unsupported", f"the character's server refused {request}: {ack.message}")
             raise ProtocolError("convai_error", ack.message or f"{kind} was refused")
-        result = dict(ack.extras)
+        result = {k: v for k, v in ack.extras.items() if k != "unsupported"}
         if ack.message:
             result["message"] = ack.message
         return result
 
-    def _new_user_turn(self) -> None:
+    def _peer_name(self) -> str:
+        if self.peer.dialect == "convai":
+            return "Convai"
+        return f"standard RTVI bot {self.peer.library or ''} {self.peer.version or ''}".strip()
+
+    def _new_user_turn(self, supersedes: bool = True) -> None:
         self._suppress = False
+        if supersedes:
+            self.reply_end.user_request()
 
     async def send_text(self, text: str) -> dict[str, Any] | None:
         self._new_user_turn()
-        return await self._request("user_text_message", {"text": text})
+        return await self._request("text", {"text": text, "voice": self._tts_on and self.params.voice})
 
     def audio_in(self, pcm: np.ndarray, sample_rate: int, channels: int) -> None:
         rt = self._rt
@@ -393,7 +455,7 @@ class LiveBackend(Backend):
             rt.send_mic(frame.pcm.reshape(-1))
 
     async def end_of_utterance(self) -> dict[str, Any] | None:
-        self._new_user_turn()
+        self._new_user_turn(supersedes=False)  # the server's VAD may already be answering this utterance
         if self._mic_resampler is not None and self._rt is not None:
             for frame in self._mic_framer.push(self._mic_resampler.flush()):
                 self._rt.send_mic(frame.pcm.reshape(-1))
@@ -401,26 +463,29 @@ class LiveBackend(Backend):
             if tail is not None:
                 self._rt.send_mic(tail.pcm.reshape(-1))
             self._mic_resampler = None
-        return await self._request("force-user-stopped-speaking", {})
+        if self.peer.dialect != "convai":
+            return {"acknowledged": False, "message": "the bot ends utterances with its own VAD"}
+        return await self._request("end_of_utterance", {})
 
-    async def trigger(self, name: str, message: str | None) -> dict[str, Any] | None:
+    async def trigger(self, name: str | None, message: str | None) -> dict[str, Any] | None:
+        if not name and not message:
+            raise ProtocolError("missing_field", "a trigger needs a name or a message")
+        if "triggers" not in self.capabilities:
+            raise ProtocolError("unsupported", f"the character's server ({self._peer_name()}) has no trigger request")
         self._new_user_turn()
-        data = {"trigger_name": name}
-        if message:
-            data["trigger_message"] = message
-        return await self._request("trigger-message", data)
+        return await self._request("trigger", {"name": name, "message": message})
 
     async def context_update(self, fields: dict[str, Any]) -> dict[str, Any] | None:
-        return await self._request("context-update", fields)
+        return await self._request("context_update", fields)
 
     async def dynamic_info(self, info: dict[str, Any]) -> dict[str, Any] | None:
-        return await self._request("update-dynamic-info", {"dynamic_info": info})
+        return await self._request("dynamic_info", {"info": info})
 
     async def scene_update(self, scene: list[dict[str, Any]]) -> dict[str, Any] | None:
-        return await self._request("update-scene-metadata", {"scene_metadata": scene})
+        return await self._request("scene_update", {"scene": scene})
 
     async def template_keys(self, keys: dict[str, str]) -> dict[str, Any] | None:
-        return await self._request("update-template-keys", {"template_keys": keys})
+        return await self._request("template_keys", {"keys": keys})
 
     async def interrupt(self) -> dict[str, Any] | None:
         self._suppress = True
@@ -428,12 +493,18 @@ class LiveBackend(Backend):
         rt = self._rt
         if rt is not None and hasattr(rt, "clear_mic"):
             rt.clear_mic()
-        return await self._request("interrupt-bot", {})
+        self.reply_end.interrupted()
+        if self.peer.dialect != "convai":
+            return {"acknowledged": False, "message": "stopped locally; the bot has no interrupt request"}
+        return await self._request("interrupt", {})
 
     async def tts_toggle(self, enabled: bool) -> dict[str, Any] | None:
-        return await self._request("tts-toggle", {"enabled": enabled})
+        result = await self._request("tts_toggle", {"enabled": enabled})
+        self._tts_on = enabled
+        return result
 
     async def stt_toggle(self, muted: bool) -> dict[str, Any] | None:
+        result = await self._request("stt_toggle", {"muted": muted})
         self._muted = muted
-        return await self._request("stt-toggle", {"muted": muted})
+        return result
 

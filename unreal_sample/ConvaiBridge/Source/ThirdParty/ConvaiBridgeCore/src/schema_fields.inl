@@ -51,6 +51,13 @@ void VisitFields(V& v, DynamicInfo& s) {
 }
 
 template <class V>
+void VisitFields(V& v, SubtitleWord& s) {
+  v("text", s.text, nullptr);
+  v("start_ms", s.start_ms, nullptr);
+  v("end_ms", s.end_ms, nullptr);
+}
+
+template <class V>
 void VisitFields(V& v, SceneObject& s) {
   v("name", s.name, nullptr);
   v("description", s.description, nullptr);
@@ -265,6 +272,13 @@ template <class V>
 void VisitFields(V& v, msg::BotText& m) {
   v("turn", m.turn, nullptr);
   v("text", m.text, nullptr);
+}
+
+template <class V>
+void VisitFields(V& v, msg::Subtitle& m) {
+  v("turn", m.turn, nullptr);
+  v("text", m.text, nullptr);
+  v("words", m.words, nullptr);
 }
 
 template <class V>

@@ -14,8 +14,8 @@
 namespace cvb {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 0;
-inline constexpr const char* kProtocolVersion = "1.0";
+inline constexpr int kProtocolMinor = 1;
+inline constexpr const char* kProtocolVersion = "1.1";
 
 // ---- structures ------------------------------------------------------------------------------
 struct AudioFormat {
@@ -28,6 +28,12 @@ struct DynamicInfo {
   std::string text;
   std::optional<std::string> static_text;
   std::optional<bool> keep_in_context;
+};
+
+struct SubtitleWord {
+  std::string text;
+  std::optional<int64_t> start_ms;  // from the start of the turn's audio
+  std::optional<int64_t> end_ms;
 };
 
 struct SceneObject {
@@ -166,7 +172,7 @@ struct EndOfUtterance {
 
 struct Trigger {
   static constexpr const char* kName = "trigger";
-  std::string name;
+  std::optional<std::string> name;  // narrative trigger name; name, message or both (since 1.1 either may be absent)
   std::optional<std::string> message;
 };
 
@@ -253,6 +259,14 @@ struct BotText {
   static constexpr const char* kName = "bot_text";
   int64_t turn = 0;
   std::string text;
+};
+
+// Text as it is spoken (Convai/RTVI bot-tts-text), sent in step with the turn's audio_out: show it as a subtitle. words carries timings when the server gives them. Since 1.1.
+struct Subtitle {
+  static constexpr const char* kName = "subtitle";
+  int64_t turn = 0;
+  std::string text;
+  std::optional<std::vector<::cvb::SubtitleWord>> words;
 };
 
 struct BotReply {
@@ -406,6 +420,7 @@ enum class MessageType : uint8_t {
   TurnStarted,
   UserTranscript,
   BotText,
+  Subtitle,
   BotReply,
   BotStartedSpeaking,
   BotStoppedSpeaking,
@@ -451,6 +466,7 @@ using Body = std::variant<
     msg::TurnStarted,
     msg::UserTranscript,
     msg::BotText,
+    msg::Subtitle,
     msg::BotReply,
     msg::BotStartedSpeaking,
     msg::BotStoppedSpeaking,
@@ -510,6 +526,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"turn_started", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"user_transcript", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_text", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"subtitle", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_reply", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_started_speaking", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_stopped_speaking", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
@@ -528,7 +545,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"server_event", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"", MessageKind::Event, SidRule::Optional, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
 };
-inline constexpr size_t kMessageTypeCount = 42;
+inline constexpr size_t kMessageTypeCount = 43;
 
 struct ErrorCodeInfo {
   const char* code;
