@@ -33,7 +33,6 @@ from bridge.emulator.state import (
     SYNTH,
 )
 
-from . import fastpath
 from .bot import BotConfig, BotSession
 from .characters import ConversationPersona, shapes_for
 from .direct import DirectServer, UnknownCharacter
@@ -156,7 +155,6 @@ def register(app: web.Application) -> None:
 def install(app: web.Application, settings: RealtimeSettings) -> Realtime:
     # A loopback-bound emulator offers only 127.0.0.1 candidates; otherwise loopback is added.
     enable_loopback_candidates(only=_loopback_host(app[CONFIG].host))
-    fastpath.install()
     credentials = app[LIVEKIT]
     tokens = TokenAuthority(credentials.api_key, credentials.api_secret,
                             ttl=datetime.timedelta(seconds=app[CONFIG].token_ttl_s))

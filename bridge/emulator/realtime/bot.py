@@ -494,8 +494,9 @@ class BotSession:
             await asyncio.sleep(min(limit, 1.0))
 
     # --- microphone -------------------------------------------------------------------------
-    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS) -> None:
-        """16-bit microphone samples (any rate, mono or interleaved) for server-side VAD."""
+    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS, *, channels: int = 1,
+                 rate: int = 48_000) -> None:
+        """16-bit microphone samples (``channels`` interleaved at ``rate``) for server-side VAD and STT."""
         if self._closed or not self.config.stt_enabled:
             return
         event = self._vad.feed(samples, seconds)
