@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from bridge.emulator.profiles import ServerProfile
+
 from .clips import SHARED_CLIPS, Clip, ClipCache, ClipOptions, build_clip
 from .opus import FRAME_SECONDS
 from .persona import Persona, TurnPlan, UpdateResult
@@ -59,6 +61,12 @@ class BotConfig:
     idle_remaining_s: int = 300
     llm_chunk_delay_s: float = 0.02
     session_id: str = ""
+    # server profile (bridge.emulator.profiles): what the shapes alone cannot say
+    profile_name: str = "current"
+    bot_ready_delay_s: float = 0.0
+    lipsync_first: bool = False
+    blendshape_meta: bool = False
+    named_frames: bool = False
 
     @property
     def neurosync(self) -> bool:
@@ -107,6 +115,18 @@ class BotConfig:
             changes["session_id"] = fields_["session_id"]
         return replace(cfg, **changes)
 
+    def with_profile(self, profile: ServerProfile) -> BotConfig:
+        """The profile's shapes on top of the roster's flags; call before ``from_connect``."""
+        return replace(self, shapes=self.shapes.merged(profile.shapes), profile_name=profile.name,
+                       bot_ready_delay_s=profile.bot_ready_delay_s, lipsync_first=profile.lipsync_first,
+                       blendshape_meta=profile.blendshape_meta, named_frames=profile.named_frames)
+
+    def forced_by(self, profile: ServerProfile) -> BotConfig:
+        """What the profile forces regardless of the request (call after ``from_connect``)."""
+        if profile.blendshape_fps is not None:
+            return replace(self, blendshape_fps=profile.blendshape_fps)
+        return self
+
     def clip_options(self) -> ClipOptions:
         return ClipOptions(
             # "none" is how Convai's web SDK says lip sync is off; the documented default still sends visemes.
@@ -119,6 +139,8 @@ class BotConfig:
             audio_chunk_ms=self.audio_chunk_ms,
             audio_wav_header=self.audio_wav_header,
             audio_rate=self.audio_sample_rate,
+            custom_top=self.shapes.custom_events == "top",
+            named_frames=self.named_frames,
         )
 
 
@@ -137,6 +159,7 @@ class _Turn:
     tts_open: bool = False
     speaking: bool = False
     blendshape_sequence: int = 0
+    blendshape_frames_sent: int = 0
     frames_played: int = 0
     clip: Clip | None = None
     utterance: Utterance | None = None
@@ -179,6 +202,9 @@ class BotSession:
         self._idle_task: asyncio.Task[None] | None = None
         self._idle_warned = False
         self._closed = False
+        self._ready_at = 0.0  # monotonic time bot-ready is due (0: not delayed, or already sent)
+        self._ready_task: asyncio.Task[None] | None = None
+        self._ready_waiting: list[tuple[str, str | None]] = []
         self.messages_in = 0
         self.messages_out = 0
 
@@ -202,6 +228,8 @@ class BotSession:
             return
         await self.interrupt(announce=False)
         self._closed = True
+        if self._ready_task is not None:
+            self._ready_task.cancel()
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,11 +240,25 @@ class BotSession:
         if self._greeted:
             return
         self._greeted = True
-        self._emit(Envelope.wrapped("interaction-created", {
+        self._emit(self.env.custom("interaction-created", {
             "interaction_id": self.interaction_id,
             "character_session_id": self.persona.character_session_id,
         }))
-        if self.config.shapes.bot_ready in ("join", "both"):
+        delay = self.config.bot_ready_delay_s
+        if delay > 0:  # websdk / slow_start profiles: the agent is up only later (§19 bot-ready)
+            self._ready_at = time.monotonic() + delay
+            self._ready_task = asyncio.get_running_loop().create_task(self._late_bot_ready(delay), name="bot-ready")
+        elif self.config.shapes.bot_ready in ("join", "both"):
+            self._bot_ready("", None)
+
+    async def _late_bot_ready(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._ready_at = 0.0
+        waiting, self._ready_waiting = self._ready_waiting, []
+        if waiting:  # client-ready arrived meanwhile: answer each with its own id
+            for request_id, version in waiting:
+                self._bot_ready(request_id, version)
+        elif self.config.shapes.bot_ready in ("join", "both"):
             self._bot_ready("", None)
 
     def _bot_ready(self, request_id: str, client_version: str | None) -> None:
@@ -287,9 +329,13 @@ class BotSession:
     def _dispatch(self, type_: str, data: Any, request_id: str | None, *, labelled: bool, wrapper: bool) -> None:
         payload: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
         if type_ == "client-ready":
+            version = payload.get("version")
+            client_version = version if isinstance(version, str) else None
+            if self._ready_at:  # not up yet: answered when the delay is over
+                self._ready_waiting.append((request_id or "", client_version))
+                return
             if self.config.shapes.bot_ready in ("client-ready", "both") or not self._bot_ready_sent:
-                version = payload.get("version")
-                self._bot_ready(request_id or "", version if isinstance(version, str) else None)
+                self._bot_ready(request_id or "", client_version)
             return
         if type_ == "disconnect-bot":
             self._request_close("disconnect-bot")
@@ -442,14 +488,15 @@ class BotSession:
                 self._idle_warned = True
                 remaining = self.config.idle_remaining_s
                 minutes = max(1, round(remaining / 60))
-                self._emit(Envelope.wrapped("user-idle-warning", {
+                self._emit(self.env.custom("user-idle-warning", {
                     "remaining_seconds": remaining,
                     "message": f"You've been idle. You will be disconnected in {minutes} minutes."}))
             await asyncio.sleep(min(limit, 1.0))
 
     # --- microphone -------------------------------------------------------------------------
-    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS) -> None:
-        """16-bit microphone samples (any rate, mono or interleaved) for server-side VAD."""
+    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS, *, channels: int = 1,
+                 rate: int = 48_000) -> None:
+        """16-bit microphone samples (``channels`` interleaved at ``rate``) for server-side VAD and STT."""
         if self._closed or not self.config.stt_enabled:
             return
         event = self._vad.feed(samples, seconds)
@@ -457,7 +504,7 @@ class BotSession:
             self._touch()
             self._vad_partial_at = self._vad.speech_seconds
             self._cut_turn(announce=True)  # barge-in
-            self._emit(Envelope.wrapped("vad-stt-started", {
+            self._emit(self.env.custom("vad-stt-started", {
                 "timestamp": _now_iso(), "pre_roll_ms": self.config.vad.pre_roll_ms}))
             self._emit(self.env.top("user-started-speaking"))
         elif event is VadEvent.STOPPED:
@@ -480,7 +527,7 @@ class BotSession:
             self._vad.force_stop()
         seconds = self._vad.speech_seconds
         text = self._transcript(seconds, final=True)
-        self._emit(Envelope.wrapped("vad-stt-stopped", {
+        self._emit(self.env.custom("vad-stt-stopped", {
             "timestamp": _now_iso(), "reason": reason, "audio_duration_ms": round(seconds * 1000)}))
         self._user_final(text, None)
         self._start_turn(self.persona.respond(text), user_text=None, message_id=None)
@@ -559,13 +606,13 @@ class BotSession:
         cfg = self.config
         started = time.monotonic()
         if plan.moderation_passed is not None:
-            self._emit(Envelope.wrapped("moderation-response", {
+            self._emit(self.env.custom("moderation-response", {
                 "result": plan.moderation_passed, "user_input": plan.extras.get("user_input", ""),
                 "reason": plan.moderation_reason}))
         if plan.no_response_reason:
             if plan.narrative is not None:
                 self._emit(self._behavior_tree(plan))
-            self._emit(Envelope.wrapped("llm-no-response", {"reason": plan.no_response_reason}))
+            self._emit(self.env.custom("llm-no-response", {"reason": plan.no_response_reason}))
             self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
             return
         chunks = plan.text_chunks()
@@ -592,11 +639,10 @@ class BotSession:
             await self._speak(turn, plan.text, started)
         self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
 
-    @staticmethod
-    def _behavior_tree(plan: TurnPlan) -> dict[str, Any]:
+    def _behavior_tree(self, plan: TurnPlan) -> dict[str, Any]:
         step = plan.narrative
         assert step is not None
-        return Envelope.wrapped("behavior-tree-response", {
+        return self.env.custom("behavior-tree-response", {
             "bt_code": step.bt_code, "bt_constants": step.bt_constants,
             "narrative_section_id": step.narrative_section_id})
 
@@ -642,13 +688,19 @@ class BotSession:
                 next_audio += 1
             while (next_chunk < len(clip.blendshape_chunks)
                    and clip.blendshape_chunks[next_chunk][0] <= tick + NEUROSYNC_LEAD_TICKS):
-                _, _count, frames_json = clip.blendshape_chunks[next_chunk]
-                self._emit(self._blendshape_chunk(turn, frames_json))
+                _, count, frames_json = clip.blendshape_chunks[next_chunk]
+                self._emit(self._blendshape_chunk(turn, frames_json, count))
                 next_chunk += 1
             while next_word < len(words) and words[next_word][0] <= tick:
                 self._emit(self.env.top("bot-tts-text", {"text": words[next_word][1]}))
                 next_word += 1
 
+        if cfg.lipsync_first:  # websdk: the lead-in's chunks precede bot-started-speaking (§19 Lip sync)
+            while next_chunk < len(clip.blendshape_chunks) and clip.blendshape_chunks[next_chunk][0] <= \
+                    NEUROSYNC_LEAD_TICKS:
+                self._emit(self._blendshape_chunk(turn, clip.blendshape_chunks[next_chunk][2],
+                                                  clip.blendshape_chunks[next_chunk][1]))
+                next_chunk += 1
         audible = cfg.audio_routing in ("audio_only", "both")
         turn.utterance = Utterance(clip.packets, on_frame, audible)
         done = self.speaker.play(turn.utterance)
@@ -662,7 +714,7 @@ class BotSession:
         self._emit(self.env.top("bot-tts-stopped"))
         turn.tts_open = False
         if cfg.neurosync:
-            self._emit(Envelope.wrapped("blendshape-turn-stats", {"stats": {
+            self._emit(self.env.custom("blendshape-turn-stats", {"stats": {
                 "total_blendshapes": clip.blendshape_frames,
                 "total_audio_bytes": clip.pcm_samples * 2,
                 "total_turn_duration_ms": round((time.monotonic() - started) * 1000, 1),
@@ -671,12 +723,22 @@ class BotSession:
                 "was_interrupted": False,
                 "response_id": turn.response_id}}))
 
-    def _blendshape_chunk(self, turn: _Turn, frames_json: str) -> str:
+    def _blendshape_chunk(self, turn: _Turn, frames_json: str, count: int) -> str:
+        """Frames are pre-serialised per clip; the per-turn fields are spliced around them."""
+        cfg = self.config
         sequence = turn.blendshape_sequence
         turn.blendshape_sequence += 1
+        meta: dict[str, Any] = {"format": cfg.blendshape_format, "sequence": sequence,
+                                "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter}
+        if cfg.blendshape_meta:  # Unity reads these from each payload (§19 Lip sync)
+            meta["fps"] = cfg.blendshape_fps
+            meta["start_frame_index"] = turn.blendshape_frames_sent
+        turn.blendshape_frames_sent += count
+        tail = dumps(meta)[1:-1]
+        if cfg.shapes.custom_events == "top":
+            head = dumps({"label": LABEL, "type": "chunked-neurosync-blendshapes"})[:-1]
+            return f'{head},"data":{{"blendshapes":{frames_json},{tail}}}}}'
         head = dumps({"label": LABEL, "type": "server-message"})[:-1]
-        tail = dumps({"format": self.config.blendshape_format, "sequence": sequence,
-                      "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter})[1:-1]
         return f'{head},"data":{{"type":"chunked-neurosync-blendshapes","blendshapes":{frames_json},{tail}}}}}'
 
     def _close_interrupted(self, turn: _Turn) -> None:
@@ -686,7 +748,7 @@ class BotSession:
             self._emit_all(self.env.speaking("bot-stopped-speaking", ids))
         if self.config.neurosync and turn.blendshape_sequence:
             played = turn.frames_played * 20 * self.config.blendshape_fps // 1000
-            self._emit(Envelope.wrapped("neurosync-blendshapes-cancel", {
+            self._emit(self.env.custom("neurosync-blendshapes-cancel", {
                 "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter,
                 "sequence": turn.blendshape_sequence,
                 "valid_through_frame_index": max(0, played - 1) if played else None,

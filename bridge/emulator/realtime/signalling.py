@@ -34,7 +34,6 @@ from aiortc.sdp import candidate_from_sdp
 from google.protobuf import json_format
 from livekit.protocol import models, rtc
 
-from . import fastpath
 from .channels import ChannelSender
 from .rooms import Room, RoomRegistry, make_sid
 from .settings import RealtimeSettings
@@ -300,8 +299,7 @@ class Participant:
     async def _on_offer(self, offer: rtc.SessionDescription) -> None:
         async with self._pub_lock:
             pc = self._publisher_pc()
-            with fastpath.receive_scope():  # receivers are created here: decode the mic inline
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             mid_map: dict[str, str] = {}
             if self.single_pc:
                 mid_map = self._attach_bot_single_pc(pc)
@@ -382,7 +380,8 @@ class Participant:
                 return
             self.mic_frames += 1
             samples = np.frombuffer(frame.planes[0], dtype=np.int16)[: frame.samples * len(frame.layout.channels)]
-            bot.feed_mic(samples, frame.samples / frame.sample_rate)
+            bot.feed_mic(samples, frame.samples / frame.sample_rate,
+                         channels=len(frame.layout.channels), rate=frame.sample_rate)
 
 
 def _unauthorized(reason: str) -> web.Response:
