@@ -336,6 +336,8 @@ class Session:
             if e.character_session_id:
                 self.character_session_id = e.character_session_id
                 fields["character_session_id"] = e.character_session_id
+            if e.resumed is not None:
+                fields["resumed"] = e.resumed
             self.emit("session_state", fields, ts=ts)
         elif isinstance(e, ev.AudioEnd):
             self.end_turn_audio()

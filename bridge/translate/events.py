@@ -184,6 +184,7 @@ class StateChange:
     attempt: int | None = None
     reason: str | None = None
     character_session_id: str | None = None
+    resumed: bool | None = None  # on resumed: whether the conversation (character session) was kept
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from bridge.audio.frames import Framer
 from bridge.audio.resample import StreamResampler
 from bridge.backends.base import Backend, BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
-from bridge.backends.live.connect import connect_session, disconnect_session
+from bridge.backends.live.connect import connect_session, disconnect_session, is_stale_session, known_session_id
 from bridge.backends.live.reply_end import ReplyEnd
 from bridge.backends.live.transport import MIC_FRAME_SAMPLES, MIC_SAMPLE_RATE, TransportError
 from bridge.backends.retry import with_retries
@@ -36,8 +36,16 @@ from bridge.wire.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 RTVI_VERSION = "1.2.0"
-READY_TIMEOUT_S = 10.0
+READY_GRACE_S = 45.0  # wait this long for bot-ready before carrying on without it (newer Unreal plugin: 45 s)
+REJOIN_GRACE_S = 5.0  # the same room's bot is known to be up: do not hold requests long after a re-join
 CLIENT_READY_RETRY_S = 1.0
+CLIENT_READY_RETRY_MAX_S = 5.0
+BOT_READY_LATE = "bot_ready_late"  # session_state reason prefix when the session proceeds without bot-ready
+# The bot talking proves it is up even if its bot-ready was lost or never sent (web SDK servers).
+BOT_ALIVE_TYPES = frozenset(
+    {"bot-ready", "bot-started-speaking", "bot-llm-started", "bot-llm-text", "bot-tts-started", "bot-tts-text",
+     "bot-transcription", "bot-output"}
+)
 ACK_TIMEOUT_S = 2.0
 DRAIN_S = 0.3
 PREROLL_FRAMES = 15
@@ -51,14 +59,29 @@ REPLY_EVENTS = (
 )
 
 
-def connect_body(p: OpenParams) -> dict[str, Any]:
-    """The `/connect` JSON for a session_open (Convai field names; only what the engine set)."""
+EMOTION_DEFAULTS: dict[str, Any] = {  # what Convai's web SDK 1.2.0 sends unless emotions are disabled
+    "provider": "llm",
+    "min_word_threshold": 3,
+    "low_intensity_threshold": 0.33,
+    "high_intensity_threshold": 0.66,
+}
+
+
+def connect_body(p: OpenParams, character_session_id: str | None = None) -> dict[str, Any]:
+    """The `/connect` JSON for a session_open (Convai field names; only what the engine set).
+
+    ``character_session_id`` overrides the one from session_open (a resume keeps the current one);
+    ``"-1"`` and empty are "no session" and never sent, as in Convai's web SDK.
+    """
     body: dict[str, Any] = {"character_id": p.character_id, "transport": "livekit"}
     body["connection_type"] = p.connection_type or "audio"
-    for key in ("character_session_id", "end_user_id", "end_user_metadata", "dynamic_info"):
+    for key in ("end_user_id", "end_user_metadata", "dynamic_info"):
         value = getattr(p, key)
         if value:
             body[key] = value
+    csid = known_session_id(character_session_id if character_session_id is not None else p.character_session_id)
+    if csid:
+        body["character_session_id"] = csid
     if p.scene_description:
         body["scene_description"] = p.scene_description
     if p.narrative_template_keys:
@@ -82,6 +105,12 @@ def connect_body(p: OpenParams) -> dict[str, Any]:
         body["blendshape_provider"] = "ovr"
     else:
         body["blendshape_provider"] = "none"  # as Convai's web SDK sends when lip sync is off
+    body["llm_provider"] = p.extra.get("llm_provider") or "dynamic"
+    emotion = p.extra.get("emotion_config")
+    if emotion is None:
+        body["emotion_config"] = dict(EMOTION_DEFAULTS)
+    elif emotion:  # an empty map turns emotion analysis off (the web SDK's enableEmotion: false)
+        body["emotion_config"] = {**EMOTION_DEFAULTS, **emotion}
     if p.audio_routing and p.audio_routing != "audio_only":
         body["audio_config"] = {"output": {"audio_routing": p.audio_routing, "max_chunk_duration_ms": 100}}
     body["invocation_metadata"] = {"source": "convai-bridge", "client_version": bridge.__version__}
@@ -101,6 +130,7 @@ class LiveBackend(Backend):
         "context",
         "tts_toggle",
         "stt_toggle",
+        "reset_idle_timer",
     )
 
     def __init__(self, ctx: BackendContext, params: OpenParams) -> None:
@@ -112,7 +142,13 @@ class LiveBackend(Backend):
         self.translator = RtviTranslator((params.action_config or {}).get("actions"), lipsync.get("fps") or 60)
         self._rt: Any = None
         self._session_id: str | None = None
-        self._ready = asyncio.Event()
+        self.character_session_id = known_session_id(params.character_session_id)
+        self._ready = asyncio.Event()  # requests may go: the bot is there or the grace period is over
+        self._bot_alive = asyncio.Event()  # bot-ready (or bot speech) seen on the current transport
+        self._ready_late = False
+        self._opened = False
+        self._room_url: str | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._client_ready_id = ""
         self._acks: dict[str, deque[asyncio.Future[ev.ServerAck]]] = {}
         self._closing = False
@@ -127,7 +163,7 @@ class LiveBackend(Backend):
         self._mic_resampler: StreamResampler | None = None
         self._mic_key: tuple[int, int] | None = None
         self._mic_framer = Framer(MIC_FRAME_SAMPLES, 1)
-        self.stats = {"reconnects": 0, "bot_frames": 0, "mic_frames": 0}
+        self.stats = {"reconnects": 0, "signal_resumes": 0, "room_rejoins": 0, "bot_frames": 0, "mic_frames": 0}
         self._waiting_for_ready = 0
         # Until bot-ready says otherwise the peer is Convai; /connect (LiveKit) always is.
         self.peer = Peer("convai")
@@ -143,71 +179,143 @@ class LiveBackend(Backend):
 
     async def open(self) -> str:
         await self._join(first=True)
+        self._opened = True
         return self.character_session_id or ""
 
     async def _join(self, first: bool) -> None:
+        """``/connect`` (LiveKit) or the SDP offer, then the transport and the RTVI handshake."""
         cfg = self.ctx.config
         params = self.params
+        body = connect_body(params, self.character_session_id or "")
         if self.transport == "sdp":
             from bridge.backends.live.sdp import SmallWebRTCTransport
 
             url = params.url or cfg.live_url.rstrip("/") + "/api/offer"
-            body = connect_body(params)
-            if self.character_session_id:
-                body["character_session_id"] = self.character_session_id
-            rt = SmallWebRTCTransport(url, request_data=body, http=self.ctx.http)
+            rt: Any = SmallWebRTCTransport(url, request_data=body, http=self.ctx.http)
         else:
             from bridge.backends.live.livekit import LiveKitTransport
 
-            body = connect_body(params)
-            if self.character_session_id:
-                body["character_session_id"] = self.character_session_id
-            result = await with_retries(
-                lambda: connect_session(self.ctx.http, cfg.live_url, self._key, body, cfg.request_timeout_s),
+            result = await self._connect(body)
+            self._session_id = result.session_id
+            if result.character_session_id:
+                self.character_session_id = result.character_session_id
+            self._room_url = result.room_url
+            rt = LiveKitTransport(result.room_url, result.token, http=self.ctx.http)
+        try:
+            await self._attach(rt)
+        except ProtocolError:
+            await self._disconnect_convai()
+            raise
+
+    async def _connect(self, body: dict[str, Any]) -> Any:
+        """POST /connect; a refused (stale) character_session_id falls back to a fresh conversation once."""
+        cfg = self.ctx.config
+
+        def call(b: dict[str, Any]) -> Any:
+            return with_retries(
+                lambda: connect_session(self.ctx.http, cfg.live_url, self._key, b, cfg.request_timeout_s),
                 max_retries=cfg.max_retries,
                 base=cfg.retry_base_s,
                 cap=cfg.retry_cap_s,
             )
-            self._session_id = result.session_id
-            if result.character_session_id:
-                self.character_session_id = result.character_session_id
-            rt = LiveKitTransport(result.room_url, result.token, http=self.ctx.http)
+
+        try:
+            return await call(body)
+        except ConvaiHTTPError as exc:
+            if "character_session_id" not in body or not is_stale_session(exc):
+                raise
+            log.info("Convai refused the character_session_id (HTTP %s); starting a fresh conversation", exc.status)
+        self.character_session_id = None
+        fresh = {k: v for k, v in body.items() if k != "character_session_id"}
+        return await call(fresh)
+
+    async def _attach(self, rt: Any, grace: float = READY_GRACE_S) -> None:
+        """Connect a new transport, make it current and run the handshake on it."""
         rt.on_json = self._on_json
         rt.on_bot_audio = self._on_bot_audio
         rt.on_state = self._on_state
         self._ready.clear()
+        self._bot_alive.clear()
         try:
-            await rt.connect(timeout=cfg.request_timeout_s)
+            await rt.connect(timeout=self.ctx.config.request_timeout_s)
         except TransportError as exc:
-            await self._disconnect_convai()
             raise ProtocolError("transport_failed", f"WebRTC connection failed: {exc.message}", fatal=True) from exc
         self._rt = rt
-        await self._handshake()
+        await self._handshake(rt, grace)
 
-    async def _handshake(self) -> None:
-        """client-ready until bot-ready (a server may also send bot-ready unprompted)."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self._ready.is_set():
-            self._client_ready_id = uuid.uuid4().hex
-            await self._send(
-                "client-ready",
-                {
-                    "version": RTVI_VERSION,
-                    "about": {"library": "convai-bridge", "library_version": bridge.__version__, "platform": "daemon"},
-                },
-                msg_id=self._client_ready_id,
-            )
-            remaining = deadline - time.monotonic()
+    async def _handshake(self, rt: Any, grace: float) -> None:
+        """client-ready until bot-ready (or the bot speaks); never fatal while the room is up.
+
+        Convai's web SDK does not wait for bot-ready at all; the newer Unreal plugin retries its
+        handshake for 45 s and keeps the session when it gives up. Here: wait up to
+        ``READY_GRACE_S`` (client-ready resent with back-off), then carry on without it, report
+        ``session_state ready`` with a reason, and keep asking in the background.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        interval = CLIENT_READY_RETRY_S
+        while not self._bot_alive.is_set():
+            if self._rt is not rt or self._closing or getattr(rt, "state", "connected") != "connected":
+                raise ProtocolError(
+                    "transport_failed", "the connection ended before the character was ready", fatal=True
+                )
+            remaining = deadline - loop.time()
             if remaining <= 0:
-                raise ProtocolError("transport_failed", "the character never sent bot-ready", fatal=True)
+                self._ready_late = True
+                self._ready.set()
+                self._spawn_late_ready(rt)
+                # After open() returns, so the client sees session_opened first.
+                loop.call_soon(
+                    self.ctx.sink,
+                    ev.StateChange(
+                        "ready", None, f"{BOT_READY_LATE}: no bot-ready after {grace:g} s; requests go through"
+                    ),
+                )
+                return
+            with contextlib.suppress(ProtocolError, TransportError):
+                await self._send_client_ready(rt)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), min(CLIENT_READY_RETRY_S, remaining))
+                await asyncio.wait_for(self._bot_alive.wait(), min(interval, remaining))
+            interval = min(interval * 1.5, CLIENT_READY_RETRY_MAX_S)
+        self._ready.set()
+
+    async def _send_client_ready(self, rt: Any) -> None:
+        self._client_ready_id = uuid.uuid4().hex
+        about = {"library": "convai-bridge", "library_version": bridge.__version__, "platform": "daemon"}
+        await rt.send_json(
+            {"label": "rtvi-ai", "type": "client-ready", "id": self._client_ready_id,
+             "data": {"version": RTVI_VERSION, "about": about}}
+        )
+
+    def _spawn_late_ready(self, rt: Any) -> None:
+        async def keep_asking() -> None:
+            while self._rt is rt and not self._closing and not self._bot_alive.is_set():
+                with contextlib.suppress(ProtocolError, TransportError):
+                    await self._send_client_ready(rt)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._bot_alive.wait(), CLIENT_READY_RETRY_MAX_S)
+
+        task = asyncio.get_running_loop().create_task(keep_asking(), name="live-late-ready")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _bot_signal(self, kind: str) -> None:
+        """bot-ready, or the bot speaking without it: the character is there."""
+        if self._bot_alive.is_set():
+            return
+        self._bot_alive.set()
+        self._ready.set()
+        if self._ready_late:
+            self._ready_late = False
+            self.ctx.sink(ev.StateChange("ready", None, f"the character is ready ({kind})"))
 
     async def close(self) -> None:
         self._closing = True
         self.reply_end.close()
         if self._resuming:
             self._resuming.cancel()
+        for task in list(self._tasks):
+            task.cancel()
         rt, self._rt = self._rt, None
         if rt is not None:
             with contextlib.suppress(Exception):
@@ -221,22 +329,54 @@ class LiveBackend(Backend):
                 await disconnect_session(self.ctx.http, self.ctx.config.live_url, sid)
 
     def _on_state(self, state: str, reason: str | None) -> None:
-        if state == "connected" or self._closing:
+        """Transport states: an in-room signal resume is reported as is; a dead transport re-joins."""
+        if state == "connected" or self._closing or not self._opened:
+            return  # during open() the handshake notices a dead transport itself
+        if state == "reconnecting":
+            self.ctx.sink(ev.StateChange("reconnecting", 1, reason))
+            return
+        if state == "resumed":
+            self.stats["reconnects"] += 1
+            self.stats["signal_resumes"] += 1
+            self.ctx.sink(ev.StateChange("resumed", 1, None, self.character_session_id, resumed=True))
             return
         log.info("live transport %s (%s); resuming", state, reason)
         if self._resuming is None or self._resuming.done():
             self._resuming = asyncio.get_running_loop().create_task(self._resume(reason or state))
 
     async def _resume(self, reason: str) -> None:
-        """Re-join with the same character_session_id so Convai keeps the conversation's context."""
+        """Get the conversation back: re-join the same room if it is still up, else re-/connect.
+
+        The in-room re-join uses the current (refreshed) LiveKit token and needs no ``/connect``,
+        so Convai's session and its context stay as they are. The fallback is a new ``/connect``
+        with the same character_session_id (a stale id falls back to a fresh conversation once).
+        """
         sink = self.ctx.sink
         old, self._rt = self._rt, None
+        room_alive = bool(getattr(old, "room_alive", False)) and self._room_url is not None
+        token = getattr(old, "token", None)
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
         self._end_audio_now()
         sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
-        for attempt in range(1, MAX_RESUME_ATTEMPTS + 1):
+        before = self.character_session_id
+        attempt = 0
+        if room_alive and token:
+            attempt += 1
+            sink(ev.StateChange("reconnecting", attempt, reason))
+            try:
+                await self._rejoin_room(token)
+            except (ProtocolError, TransportError) as exc:
+                log.info("in-room re-join failed (%s); falling back to /connect", exc)
+                reason = f"in-room re-join failed: {exc}"
+            else:
+                self.stats["reconnects"] += 1
+                self.stats["room_rejoins"] += 1
+                sink(ev.StateChange("resumed", attempt, None, self.character_session_id, resumed=True))
+                return
+        for _ in range(MAX_RESUME_ATTEMPTS):
+            attempt += 1
             sink(ev.StateChange("reconnecting", attempt, reason))
             try:
                 await self._disconnect_convai()
@@ -246,19 +386,40 @@ class LiveBackend(Backend):
                 await asyncio.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
                 continue
             self.stats["reconnects"] += 1
-            sink(ev.StateChange("resumed", attempt, None, self.character_session_id))
+            resumed = bool(before) and before == self.character_session_id
+            sink(ev.StateChange("resumed", attempt, None, self.character_session_id, resumed=resumed))
             return
         sink(ev.BackendError("transport_failed", f"could not resume after {reason}", fatal=True, retryable=True))
         sink(ev.Closed("error", "connection lost"))
+
+    async def _rejoin_room(self, token: str) -> None:
+        """Join the same LiveKit room again (no /connect); the bot must still be in it."""
+        from bridge.backends.live.livekit import LiveKitTransport
+
+        assert self._room_url is not None
+        rt = LiveKitTransport(self._room_url, token, http=self.ctx.http)
+        try:
+            await self._attach(rt, REJOIN_GRACE_S)
+            if not rt.participants:
+                raise ProtocolError("transport_failed", "the character is no longer in the room")
+        except ProtocolError:
+            if self._rt is rt:
+                self._rt = None
+            with contextlib.suppress(Exception):
+                await rt.close()
+            raise
 
     # -- inbound -----------------------------------------------------------------------------------
     def _on_json(self, message: dict[str, Any], sender: str) -> None:
         if not isinstance(message, dict):
             return
-        if message.get("type") == "bot-ready":
+        kind = message.get("type")
+        if kind == "bot-ready":
             self._peer_ready(message)
-            self._ready.set()
-            return
+        if kind in BOT_ALIVE_TYPES:
+            self._bot_signal(str(kind))
+            if kind == "bot-ready":
+                return
         for event in self.translator.translate(message):
             self._route(event)
 
@@ -507,4 +668,12 @@ class LiveBackend(Backend):
         result = await self._request("stt_toggle", {"muted": muted})
         self._muted = muted
         return result
+
+    async def reset_idle_timer(self) -> dict[str, Any] | None:
+        """Convai's ``reset-idle-timer`` (data ``{}``), as Unity and the newer Unreal plugin send it.
+
+        Sent only on request: the idle timeout is Convai's product feature and only the engine
+        knows whether a player is still there (see PROTOCOL.md, idle timer).
+        """
+        return await self._request("reset_idle_timer", {})
 

@@ -750,6 +750,10 @@ namespace ConvaiBridge.Protocol
         public LipSync Lipsync;
         /// <summary>live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used); one of WireEnums.AudioRouting; optional</summary>
         public string AudioRouting;
+        /// <summary>live: Convai's llm_provider (dynamic, gemini-live, ...); default dynamic, as Convai's web SDK sends; optional</summary>
+        public string LlmProvider;
+        /// <summary>live: Convai's emotion_config, merged over the web SDK's defaults (provider llm, min_word_threshold 3, low/high_intensity_threshold 0.33/0.66); an empty map sends none; optional</summary>
+        public MsgMap EmotionConfig;
 
         public override string Type { get { return TypeName; } }
         public override MessageKind Kind { get { return MessageKind.Request; } }
@@ -776,6 +780,8 @@ namespace ConvaiBridge.Protocol
             w.Bool("voice", Voice, false);
             w.Struct("lipsync", Lipsync, false);
             w.Str("audio_routing", AudioRouting, false, WireEnums.AudioRouting.All);
+            w.Str("llm_provider", LlmProvider, false, null);
+            w.Map("emotion_config", EmotionConfig, false);
             return w.Count;
         }
 
@@ -799,6 +805,8 @@ namespace ConvaiBridge.Protocol
             Voice = r.OptBool("voice");
             Lipsync = r.Struct("lipsync", false, LipSync.Create);
             AudioRouting = r.Str("audio_routing", false, WireEnums.AudioRouting.All);
+            LlmProvider = r.Str("llm_provider", false, null);
+            EmotionConfig = r.Map("emotion_config", false);
         }
     }
 
@@ -1131,6 +1139,27 @@ namespace ConvaiBridge.Protocol
         }
     }
 
+    /// <summary>live: renew Convai's idle timer (its reset-idle-timer), e.g. on idle_warning while the player is still there; the daemon never sends it on its own</summary>
+    public sealed partial class ResetIdleTimerMessage : Message
+    {
+        public const string TypeName = "reset_idle_timer";
+        public const string ReplyType = "ack";
+
+        public override string Type { get { return TypeName; } }
+        public override MessageKind Kind { get { return MessageKind.Request; } }
+        public override Direction Direction { get { return Direction.Client; } }
+        public override SidRule SidRule { get { return SidRule.Required; } }
+
+        internal override int WriteFields(FieldWriter w)
+        {
+            return w.Count;
+        }
+
+        internal override void ReadFields(FieldReader r)
+        {
+        }
+    }
+
     /// <summary>The session_opened message.</summary>
     public sealed partial class SessionOpenedMessage : Message
     {
@@ -1191,6 +1220,8 @@ namespace ConvaiBridge.Protocol
         public string Reason;
         /// <summary>set when it becomes known or changes: keep it to resume later; optional</summary>
         public string CharacterSessionId;
+        /// <summary>on state resumed: true = the same conversation (Convai kept its context), false = a fresh one under a new character_session_id; optional</summary>
+        public bool? Resumed;
 
         public override string Type { get { return TypeName; } }
         public override MessageKind Kind { get { return MessageKind.Event; } }
@@ -1203,6 +1234,7 @@ namespace ConvaiBridge.Protocol
             w.Int("attempt", Attempt, false);
             w.Str("reason", Reason, false, null);
             w.Str("character_session_id", CharacterSessionId, false, null);
+            w.Bool("resumed", Resumed, false);
             return w.Count;
         }
 
@@ -1212,6 +1244,7 @@ namespace ConvaiBridge.Protocol
             Attempt = r.OptInt("attempt");
             Reason = r.Str("reason", false, null);
             CharacterSessionId = r.Str("character_session_id", false, null);
+            Resumed = r.OptBool("resumed");
         }
     }
 
@@ -1907,7 +1940,7 @@ namespace ConvaiBridge.Protocol
     /// <summary>Creates an empty message object for a type name; null for unknown types.</summary>
     public static class MessageRegistry
     {
-        public static readonly string[] AllTypes = { "hello", "welcome", "ping", "pong", "ack", "error", "session_open", "session_close", "text", "audio_in", "end_of_utterance", "trigger", "context_update", "dynamic_info", "scene_update", "template_keys", "interrupt", "tts_toggle", "stt_toggle", "session_opened", "session_state", "session_closed", "turn_started", "user_transcript", "bot_text", "subtitle", "bot_reply", "bot_started_speaking", "bot_stopped_speaking", "audio_out", "actions", "emotion", "visemes", "blendshapes", "lipsync_cancel", "narrative", "moderation", "no_response", "turn_completed", "idle_warning", "metrics", "server_event" };
+        public static readonly string[] AllTypes = { "hello", "welcome", "ping", "pong", "ack", "error", "session_open", "session_close", "text", "audio_in", "end_of_utterance", "trigger", "context_update", "dynamic_info", "scene_update", "template_keys", "interrupt", "tts_toggle", "stt_toggle", "reset_idle_timer", "session_opened", "session_state", "session_closed", "turn_started", "user_transcript", "bot_text", "subtitle", "bot_reply", "bot_started_speaking", "bot_stopped_speaking", "audio_out", "actions", "emotion", "visemes", "blendshapes", "lipsync_cancel", "narrative", "moderation", "no_response", "turn_completed", "idle_warning", "metrics", "server_event" };
 
         public static Message Create(string type)
         {
@@ -1932,6 +1965,7 @@ namespace ConvaiBridge.Protocol
                 case "interrupt": return new InterruptMessage();
                 case "tts_toggle": return new TtsToggleMessage();
                 case "stt_toggle": return new SttToggleMessage();
+                case "reset_idle_timer": return new ResetIdleTimerMessage();
                 case "session_opened": return new SessionOpenedMessage();
                 case "session_state": return new SessionStateMessage();
                 case "session_closed": return new SessionClosedMessage();

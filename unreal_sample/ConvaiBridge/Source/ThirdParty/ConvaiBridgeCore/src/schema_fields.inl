@@ -163,6 +163,8 @@ void VisitFields(V& v, msg::SessionOpen& m) {
   v("voice", m.voice, nullptr);
   v("lipsync", m.lipsync, nullptr);
   v("audio_routing", m.audio_routing, &kEnum_audio_routing);
+  v("llm_provider", m.llm_provider, nullptr);
+  v("emotion_config", m.emotion_config, nullptr);
 }
 
 template <class V>
@@ -231,6 +233,10 @@ void VisitFields(V& v, msg::SttToggle& m) {
 }
 
 template <class V>
+void VisitFields(V& /*v*/, msg::ResetIdleTimer& /*m*/) {
+}
+
+template <class V>
 void VisitFields(V& v, msg::SessionOpened& m) {
   v("character_id", m.character_id, nullptr);
   v("character_session_id", m.character_session_id, nullptr);
@@ -247,6 +253,7 @@ void VisitFields(V& v, msg::SessionState& m) {
   v("attempt", m.attempt, nullptr);
   v("reason", m.reason, nullptr);
   v("character_session_id", m.character_session_id, nullptr);
+  v("resumed", m.resumed, nullptr);
 }
 
 template <class V>

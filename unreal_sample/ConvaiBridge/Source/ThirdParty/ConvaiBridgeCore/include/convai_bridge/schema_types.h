@@ -144,6 +144,8 @@ struct SessionOpen {
   std::optional<bool> voice;  // bot answers with audio; default true
   std::optional<::cvb::LipSync> lipsync;
   std::optional<std::string> audio_routing;  // live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used)
+  std::optional<std::string> llm_provider;  // live: Convai's llm_provider (dynamic, gemini-live, ...); default dynamic, as Convai's web SDK sends
+  std::optional<ValueMap> emotion_config;  // live: Convai's emotion_config, merged over the web SDK's defaults (provider llm, min_word_threshold 3, low/high_intensity_threshold 0.33/0.66); an empty map sends none
 };
 
 struct SessionClose {
@@ -215,6 +217,11 @@ struct SttToggle {
   bool muted = false;
 };
 
+// live: renew Convai's idle timer (its reset-idle-timer), e.g. on idle_warning while the player is still there; the daemon never sends it on its own
+struct ResetIdleTimer {
+  static constexpr const char* kName = "reset_idle_timer";
+};
+
 struct SessionOpened {
   static constexpr const char* kName = "session_opened";
   std::string character_id;
@@ -233,6 +240,7 @@ struct SessionState {
   std::optional<int64_t> attempt;
   std::optional<std::string> reason;
   std::optional<std::string> character_session_id;  // set when it becomes known or changes: keep it to resume later
+  std::optional<bool> resumed;  // on state resumed: true = the same conversation (Convai kept its context), false = a fresh one under a new character_session_id
 };
 
 struct SessionClosed {
@@ -414,6 +422,7 @@ enum class MessageType : uint8_t {
   Interrupt,
   TtsToggle,
   SttToggle,
+  ResetIdleTimer,
   SessionOpened,
   SessionState,
   SessionClosed,
@@ -460,6 +469,7 @@ using Body = std::variant<
     msg::Interrupt,
     msg::TtsToggle,
     msg::SttToggle,
+    msg::ResetIdleTimer,
     msg::SessionOpened,
     msg::SessionState,
     msg::SessionClosed,
@@ -520,6 +530,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"interrupt", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"tts_toggle", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"stt_toggle", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"reset_idle_timer", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_opened", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_state", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_closed", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
@@ -545,7 +556,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"server_event", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"", MessageKind::Event, SidRule::Optional, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
 };
-inline constexpr size_t kMessageTypeCount = 43;
+inline constexpr size_t kMessageTypeCount = 44;
 
 struct ErrorCodeInfo {
   const char* code;
