@@ -11,15 +11,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from bridge.client import BridgeClient, BridgeError, NpcSession
-from bridge.daemon.router import Daemon
 from bridge.wire.codec import Message
-from tests.conftest import CHARACTER, daemon_config
+from tests.conftest import CHARACTER
+from tests.live_transport.lt_daemon import daemon_client
 from tests.live_transport.lt_scripted_bot import ScriptedBot, Step, top, user_text, wrapped
 
 AUDIO = {"sample_rate": 24000, "channels": 1, "frame_ms": 20}
@@ -27,15 +26,8 @@ AUDIO = {"sample_rate": 24000, "channels": 1, "frame_ms": 20}
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[BridgeClient]:
-    nowhere = SimpleNamespace(rest_url="http://127.0.0.1:9", live_url="http://127.0.0.1:9")
-    d = Daemon(daemon_config(tmp_path, nowhere))
-    await d.start()
-    c = await BridgeClient.connect(d.endpoint, d.token)
-    try:
+    async with daemon_client(tmp_path) as c:
         yield c
-    finally:
-        await c.close()
-        await d.stop()
 
 
 async def start_bot(script: Any, about: dict[str, Any] | None = None) -> ScriptedBot:
