@@ -219,6 +219,8 @@ async def test_stock_rtvi_bot_gets_standard_rtvi_and_clear_refusals(client: Brid
     """A bot whose bot-ready is pipecat's own: text goes as send-text, Convai-only requests fail at once."""
 
     def script(m: dict[str, Any]) -> list[Step] | None:
+        if m.get("type") == "send-text" and m["data"]["content"] == "refuse":
+            return [top("error-response", {"error": "Exception processing message: no"}, id=m["id"])]
         if m.get("type") == "send-text":
             echo = top("user-input", {"text": m["data"]["content"], "input_type": "chat", "final": True,
                                       "msg_id": m["id"]})
@@ -239,6 +241,10 @@ async def test_stock_rtvi_bot_gets_standard_rtvi_and_clear_refusals(client: Brid
         with pytest.raises(BridgeError) as info:
             await npc.trigger("greeting", "hi")
         assert info.value.code == "unsupported" and time.monotonic() - started < 1.0
+        started = time.monotonic()
+        with pytest.raises(BridgeError) as info:  # the bot's error-response answers the request
+            await npc.text("refuse")
+        assert info.value.code == "convai_error" and "no" in str(info.value) and time.monotonic() - started < 1.5
         types_sent = [m["type"] for m in bot.received()]
         assert "send-text" in types_sent and "user_text_message" not in types_sent
         assert "trigger-message" not in types_sent
