@@ -221,7 +221,7 @@ class LiveBackend(Backend):
         fresh = {k: v for k, v in body.items() if k != "character_session_id"}
         return await call(fresh)
 
-    async def _attach(self, rt: Any, grace: float = READY_GRACE_S) -> None:
+    async def _attach(self, rt: Any, grace: float | None = None) -> None:
         """Connect a new transport, make it current and run the handshake on it."""
         rt.on_json = self._on_json
         rt.on_bot_audio = self._on_bot_audio
@@ -233,7 +233,7 @@ class LiveBackend(Backend):
         except TransportError as exc:
             raise ProtocolError("transport_failed", f"WebRTC connection failed: {exc.message}", fatal=True) from exc
         self._rt = rt
-        await self._handshake(rt, grace)
+        await self._handshake(rt, READY_GRACE_S if grace is None else grace)
 
     async def _handshake(self, rt: Any, grace: float) -> None:
         """client-ready until bot-ready (or the bot speaks); never fatal while the room is up.
