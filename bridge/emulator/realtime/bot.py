@@ -28,7 +28,7 @@ from .opus import FRAME_SECONDS
 from .persona import Persona, TurnPlan, UpdateResult
 from .playout import Speaker, Utterance
 from .shapes import LABEL, SUPPORTED_TYPES, Envelope, ShapeOptions, dumps
-from .vad import EnergyVad, VadEvent, VadParams
+from .vad import AdaptiveVad, VadEvent, VadParams
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class BotSession:
         self._greeted = False
         self._bot_ready_sent = 0
         self._last_interrupt = 0.0
-        self._vad = EnergyVad(config.vad)
+        self._vad = AdaptiveVad(config.vad)
         self._vad_partial_at = 0.0
         self._last_activity = time.monotonic()
         self._idle_task: asyncio.Task[None] | None = None
@@ -509,6 +509,10 @@ class BotSession:
             self._emit(self.env.top("user-started-speaking"))
         elif event is VadEvent.STOPPED:
             self._end_utterance("hangover_elapsed", already_stopped=True)
+        elif event is VadEvent.DISCARDED:  # steady noise, not speech: close the events, no turn
+            self._emit(self.env.custom("vad-stt-stopped", {
+                "timestamp": _now_iso(), "reason": "noise", "audio_duration_ms": 0}))
+            self._emit(self.env.top("user-stopped-speaking"))
         elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= PARTIAL_EVERY_S:
             self._vad_partial_at = self._vad.speech_seconds
             self._emit(self.env.top("user-transcription", {
