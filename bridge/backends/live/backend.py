@@ -115,6 +115,10 @@ def connect_body(p: OpenParams, character_session_id: str | None = None) -> dict
     return body
 
 
+def _drop_audio(pcm: np.ndarray, rate: int, channels: int) -> None:
+    return None
+
+
 class LiveBackend(Backend):
     name = "live"
     capabilities = (
@@ -221,10 +225,15 @@ class LiveBackend(Backend):
         fresh = {k: v for k, v in body.items() if k != "character_session_id"}
         return await call(fresh)
 
-    async def _attach(self, rt: Any, grace: float | None = None) -> None:
-        """Connect a new transport, make it current and run the handshake on it."""
-        rt.on_json = self._on_json
-        rt.on_bot_audio = self._on_bot_audio
+    async def _attach(self, rt: Any, grace: float | None = None, bots: set[str] | None = None) -> None:
+        """Connect a new transport, make it current and run the handshake on it.
+
+        With ``bots`` (an in-room re-join) the room must still hold one of those bot identities;
+        until that is checked the bot's messages are held back, so a stranger's never reach the client.
+        """
+        held: list[tuple[dict[str, Any], str]] = []
+        rt.on_json = self._on_json if bots is None else (lambda message, sender: held.append((message, sender)))
+        rt.on_bot_audio = self._on_bot_audio if bots is None else _drop_audio
         rt.on_state = self._on_state
         self._ready.clear()
         self._bot_alive.clear()
@@ -232,6 +241,12 @@ class LiveBackend(Backend):
             await rt.connect(timeout=self.ctx.config.request_timeout_s)
         except TransportError as exc:
             raise ProtocolError("transport_failed", f"WebRTC connection failed: {exc.message}", fatal=True) from exc
+        if bots is not None:
+            if not bots & set(rt.participants.values()):
+                raise ProtocolError("transport_failed", "the character is no longer in the room")
+            rt.on_json, rt.on_bot_audio = self._on_json, self._on_bot_audio
+            for message, sender in held:
+                self._on_json(message, sender)
         self._rt = rt
         await self._handshake(rt, READY_GRACE_S if grace is None else grace)
 
@@ -346,6 +361,7 @@ class LiveBackend(Backend):
         old, self._rt = self._rt, None
         room_alive = bool(getattr(old, "room_alive", False)) and self._room_url is not None
         token = getattr(old, "token", None)
+        bots = set(getattr(old, "participants", {}).values())
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
@@ -353,11 +369,11 @@ class LiveBackend(Backend):
         sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
         before = self.character_session_id
         attempt = 0
-        if room_alive and token:
+        if room_alive and token and bots:
             attempt += 1
             sink(ev.StateChange("reconnecting", attempt, reason))
             try:
-                await self._rejoin_room(token)
+                await self._rejoin_room(token, bots)
             except (ProtocolError, TransportError) as exc:
                 log.info("in-room re-join failed (%s); falling back to /connect", exc)
                 reason = f"in-room re-join failed: {exc}"
@@ -383,16 +399,18 @@ class LiveBackend(Backend):
         sink(ev.BackendError("transport_failed", f"could not resume after {reason}", fatal=True, retryable=True))
         sink(ev.Closed("error", "connection lost"))
 
-    async def _rejoin_room(self, token: str) -> None:
-        """Join the same LiveKit room again (no /connect); the bot must still be in it."""
+    async def _rejoin_room(self, token: str, bots: set[str]) -> None:
+        """Join the same LiveKit room again (no /connect); the same bot must still be in it.
+
+        A room whose character left is not that conversation any more (LiveKit re-creates rooms
+        on join), so a room without one of the old bot identities counts as gone.
+        """
         from bridge.backends.live.livekit import LiveKitTransport
 
         assert self._room_url is not None
         rt = LiveKitTransport(self._room_url, token, http=self.ctx.http)
         try:
-            await self._attach(rt, REJOIN_GRACE_S)
-            if not rt.participants:
-                raise ProtocolError("transport_failed", "the character is no longer in the room")
+            await self._attach(rt, REJOIN_GRACE_S, bots)
         except ProtocolError:
             if self._rt is rt:
                 self._rt = None
