@@ -146,3 +146,23 @@ async def test_stale_session_on_reconnect_falls_back_to_a_fresh_one(tmp_path: Pa
         assert "character_session_id" not in rig.proxy.connects[-1]
         events = await npc.collect_turn(await npc.text("Hello again"), timeout=30)
         assert "bot_reply" in [m.type for m in events]
+
+
+async def test_media_path_failure_rejoins_the_same_room(rig: Rig) -> None:
+    """The peer connections die while signalling is up (aiortc has no ICE restart): same room, no /connect."""
+    realtime = pytest.importorskip("bridge.emulator.realtime")
+    npc = await rig.client.open_session(CHARACTER, backend="live")
+    await _introduce(npc)
+    room = rig.emu.app[realtime.REALTIME].rooms.by_session(rig.proxy.answers[0][1]["session_id"])
+    users = [m for m in room.members.values() if getattr(m, "pub_pc", None) is not None]
+    assert len(users) == 1
+    for pc in (users[0].pub_pc, users[0].sub_pc):
+        if pc is not None:
+            await pc.close()  # the server side of the media path goes away
+
+    states = await _states_until_resumed(npc)
+    assert states[0]["state"] == "reconnecting" and states[-1]["resumed"] is True
+    assert len(rig.proxy.connects) == 1 and rig.proxy.disconnects == 0
+    assert rig.backend(npc).stats["room_rejoins"] == 1
+    assert room.members and not room.closed  # the same room carries on
+    await _remembers(npc)
