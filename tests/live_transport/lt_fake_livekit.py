@@ -7,7 +7,8 @@ Opus track, answers RTVI ``client-ready`` with ``bot-ready`` and echoes every ot
 Fault switches (set on the server object between tests): ``no_pong``, ``refuse_join``,
 ``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``), ``resume``
 (a dropped signalling socket keeps the participant's peer connections for ``resume_window_s`` and
-``reconnect=1&sid=`` resumes it with a ``reconnect`` answer; otherwise such a request gets a leave).
+``reconnect=1&sid=`` resumes it with a ``reconnect`` answer; otherwise such a request gets a leave),
+``ice_restart_on_resume`` (then re-offer the subscriber with new ICE credentials, as LiveKit does).
 ``drop_socket()`` / ``send_leave()`` act on live sessions.
 
 Run standalone (for benchmarks): ``python -m tests.live_transport.lt_fake_livekit --port-file PATH``.
@@ -22,6 +23,7 @@ import collections
 import contextlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,11 @@ class FakeSession:
         self.resumes += 1
         await self.send(rtc.SignalResponse(reconnect=rtc.ReconnectResponse()))
         self.resumed.set()
+        if self.server.ice_restart_on_resume and self.sub is not None and self.sub.localDescription is not None:
+            # as LiveKit's ResumeParticipant does: a subscriber re-offer with new ICE credentials
+            sdp = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:rstr", self.sub.localDescription.sdp)
+            sdp = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:restartedpassword0123456789", sdp)
+            await self.send(rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=sdp, id=2)))
         await self.ws_ended.wait()
 
     async def trickle(self, inits: list[str], target: int) -> None:
@@ -332,6 +339,7 @@ class FakeLiveKit:
         self.silent = False
         self.early_trickle = False
         self.resume = False
+        self.ice_restart_on_resume = False
         self.resume_window_s = 5.0
         self.reconnect_requests: list[dict[str, str]] = []
         self.sessions: list[FakeSession] = []

@@ -78,3 +78,20 @@ async def test_server_leave_is_not_resumed(livekit: FakeLiveKit) -> None:
         assert not livekit.reconnect_requests and not transport.room_alive
     finally:
         await transport.close()
+
+
+async def test_server_ice_restart_after_resume_fails_the_media_path(livekit: FakeLiveKit) -> None:
+    """LiveKit re-offers the subscriber with new ICE credentials after a resume; aiortc cannot follow."""
+    livekit.resume = True
+    livekit.ice_restart_on_resume = True
+    transport = LiveKitTransport(livekit.url, livekit.token())
+    rec = Recorder(transport)
+    try:
+        await transport.connect(timeout=10)
+        livekit.sessions[-1].drop_socket()
+        await wait_for(lambda: [s for s, _ in rec.states][-1:] == ["failed"], timeout=15, what="failed")
+        assert [s for s, _ in rec.states] == ["connected", "reconnecting", "resumed", "failed"]
+        assert "restarted ICE" in (rec.states[-1][1] or "")
+        assert transport.room_alive  # the owner re-joins the same room
+    finally:
+        await transport.close()

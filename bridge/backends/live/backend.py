@@ -149,6 +149,7 @@ class LiveBackend(Backend):
         self._bot_alive = asyncio.Event()  # bot-ready (or bot speech) seen on the current transport
         self._ready_late = False
         self._opened = False
+        self._signal_resuming = False
         self._room_url: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_ready_id = ""
@@ -338,10 +339,14 @@ class LiveBackend(Backend):
         """Transport states: an in-room signal resume is reported as is; a dead transport re-joins."""
         if state == "connected" or self._closing or not self._opened:
             return  # during open() the handshake notices a dead transport itself
-        if state == "reconnecting":
+        if state == "reconnecting":  # hold requests: the media path may be gone too
+            self._ready.clear()
+            self._signal_resuming = True
             self.ctx.sink(ev.StateChange("reconnecting", 1, reason))
             return
         if state == "resumed":
+            self._ready.set()
+            self._signal_resuming = False
             self.stats["reconnects"] += 1
             self.stats["signal_resumes"] += 1
             self.ctx.sink(ev.StateChange("resumed", 1, None, self.character_session_id, resumed=True))
@@ -366,9 +371,11 @@ class LiveBackend(Backend):
             with contextlib.suppress(Exception):
                 await old.close()
         self._end_audio_now()
-        sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
+        if not self._waiting_for_ready:  # a held request's turn is still to come: it is sent after the re-join
+            sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
         before = self.character_session_id
-        attempt = 0
+        attempt = 1 if self._signal_resuming else 0  # a failed signal resume was attempt 1
+        self._signal_resuming = False
         if room_alive and token and bots:
             attempt += 1
             sink(ev.StateChange("reconnecting", attempt, reason))

@@ -24,7 +24,8 @@ server ``leave`` with action ``RESUME``) while the peer connections are still up
 reconnects the WebSocket as the same participant (``reconnect=1&sid=PA_…``, v1: ``JoinRequest.reconnect``),
 expects the server's ``reconnect`` answer and sends ``sync_state``, reporting ``reconnecting`` then
 ``resumed``; media and data keep flowing meanwhile. aiortc cannot restart ICE, so a failed media
-path ends the transport instead, and the owner re-joins (see :mod:`bridge.backends.live.transport`
+path, or a server offer that restarts ICE (the LiveKit server does so on the subscriber after each
+resume), ends the transport as ``failed`` instead, and the owner re-joins (see :mod:`bridge.backends.live.transport`
 for the contract). ``room_alive`` tells the owner whether re-joining the same room can work: it is
 False after a server ``leave`` (other than resume/reconnect), a refused token or the bot leaving.
 """
@@ -640,8 +641,14 @@ class LiveKitTransport(TransportBase):
         if self._sub is None:
             log.debug("ignoring a server offer in single-PC mode")
             return
-        self._remote_msids.update(media_msids(offer.sdp))
         pc = self._sub.pc
+        current = pc.remoteDescription
+        if current is not None and _ice_ufrags(offer.sdp) - _ice_ufrags(current.sdp):
+            # LiveKit restarts ICE on the subscriber after every resume; aiortc cannot follow (the
+            # old pair would go silent), so the media path counts as failed and the owner re-joins.
+            self._die("failed", "the server restarted ICE on the subscriber connection (aiortc cannot)")
+            return
+        self._remote_msids.update(media_msids(offer.sdp))
         await self._sub.set_remote(offer.sdp, "offer")
         await pc.setLocalDescription(await pc.createAnswer())
         await self._send(
@@ -790,4 +797,9 @@ class LiveKitTransport(TransportBase):
 
 def _discard_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:
     return None
+
+
+def _ice_ufrags(sdp: str) -> set[str]:
+    """The ``a=ice-ufrag`` values of an SDP: new ones in a re-offer mean an ICE restart."""
+    return {line.strip()[len("a=ice-ufrag:") :] for line in sdp.splitlines() if line.strip().startswith("a=ice-ufrag:")}
 
