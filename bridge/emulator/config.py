@@ -49,6 +49,8 @@ class EmulatorConfig:
     # server profile for every session unless the roster or a runtime override says otherwise
     # (bridge.emulator.profiles); options override the profile's tunables, e.g. bot_ready_delay_s
     profile: str = "current"
+    # recognise voice turns with pocketsphinx when installed (False: "(voice input, N.N seconds)")
+    speech_recognition: bool = True
     profile_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never show keys

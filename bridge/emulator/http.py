@@ -78,10 +78,12 @@ from bridge.emulator.state import (
     ROOM_PROVIDER,
     ROSTER,
     STATS,
+    STT,
     SYNTH,
     BoundAddress,
     RequestStats,
 )
+from bridge.emulator.stt import make_recognizer, roster_phrases
 from bridge.emulator.tokens import LiveKitCredentials
 from bridge.emulator.voice import Synthesizer
 from bridge.emulator.wavfile import WavError, read_wav, transcribe
@@ -654,6 +656,8 @@ def create_app(config: EmulatorConfig | None = None,
     app[STATS] = RequestStats()
     app[ADDRESS] = BoundAddress()
     app[PROFILES] = ProfileSelection(get_profile(config.profile, config.profile_options))
+    app[STT] = (make_recognizer(roster_phrases(roster), [c.name for c in roster])
+                if config.speech_recognition else None)
     credentials = (LiveKitCredentials(config.livekit_api_key, config.livekit_api_secret)
                    if config.livekit_api_secret else LiveKitCredentials.generate(config.livekit_api_key))
     app[LIVEKIT] = credentials

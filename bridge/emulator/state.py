@@ -14,6 +14,7 @@ from bridge.emulator.faults import FaultInjector
 from bridge.emulator.live_sessions import LiveSessionRegistry, RoomProvider
 from bridge.emulator.profiles import ProfileSelection
 from bridge.emulator.roster import Roster
+from bridge.emulator.stt import SpeechRecognizer
 from bridge.emulator.tokens import LiveKitCredentials
 from bridge.emulator.voice import Synthesizer
 
@@ -53,5 +54,7 @@ STATS = web.AppKey("convai_emulator_stats", RequestStats)
 ADDRESS = web.AppKey("convai_emulator_address", BoundAddress)
 LIVEKIT = web.AppKey("convai_emulator_livekit", LiveKitCredentials)
 PROFILES = web.AppKey("convai_emulator_profiles", ProfileSelection)
+# None when pocketsphinx is not installed (voice turns are then transcribed as measurements)
+STT = web.AppKey("convai_emulator_stt", SpeechRecognizer | None)
 # request-scoped: set by the fault middleware; streaming handlers stop after this many events
 DROP_STREAM_AFTER = web.RequestKey("convai_emulator_drop_stream_after", int)

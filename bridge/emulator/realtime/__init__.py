@@ -9,6 +9,7 @@ non-default settings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -30,6 +31,7 @@ from bridge.emulator.state import (
     PROFILES,
     ROOM_PROVIDER,
     ROSTER,
+    STT,
     SYNTH,
 )
 
@@ -89,7 +91,7 @@ class EmulatorRoomProvider:
                                         base.with_profile(profile)).forced_by(profile)
         return SessionBinding(ConversationPersona(session.conversation, self.app[SYNTH]), config,
                               session_id=session.session_id, bot_identity=session.bot_identity,
-                              bot_name=session.character.name)
+                              bot_name=session.character.name, recognizer=self.app[STT])
 
     async def create_room(self, session: LiveSession) -> RoomGrant:
         room_name = f"convai-{session.session_id}"
@@ -125,7 +127,8 @@ def _default_bindings(app: web.Application, settings: RealtimeSettings
                          idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s,
                          viseme_fps=settings.viseme_fps).with_profile(profile)
         config = BotConfig.from_connect(fields, base).forced_by(profile)
-        return SessionBinding(ConversationPersona(conversation, app[SYNTH]), config, bot_name=character.name)
+        return SessionBinding(ConversationPersona(conversation, app[SYNTH]), config, bot_name=character.name,
+                              recognizer=app[STT])
 
     return make
 
@@ -186,4 +189,11 @@ def install(app: web.Application, settings: RealtimeSettings) -> Realtime:
         await rooms.close_all()
 
     app.on_shutdown.append(shutdown)
+
+    async def prewarm_stt(_app: web.Application) -> None:  # load a decoder before the first utterance
+        recognizer = app[STT]
+        if recognizer is not None and app[CONFIG].prewarm_audio:
+            asyncio.get_running_loop().run_in_executor(None, recognizer.prewarm)
+
+    app.on_startup.append(prewarm_stt)
     return realtime

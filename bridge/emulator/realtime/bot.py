@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from bridge.emulator.profiles import ServerProfile
+from bridge.emulator.stt import SpeechRecognizer
 
 from .clips import SHARED_CLIPS, Clip, ClipCache, ClipOptions, build_clip
+from .listening import Listener
 from .opus import FRAME_SECONDS
 from .persona import Persona, TurnPlan, UpdateResult
 from .playout import Speaker, Utterance
@@ -179,6 +181,7 @@ class BotSession:
         on_close_request: Callable[[str], Awaitable[None] | None] | None = None,
         clip_cache: ClipCache | None = None,
         participant_identity: str = "",
+        recognizer: SpeechRecognizer | None = None,
     ) -> None:
         self.persona = persona
         self.config = config
@@ -197,10 +200,15 @@ class BotSession:
         self._bot_ready_sent = 0
         self._last_interrupt = 0.0
         self._vad = AdaptiveVad(config.vad)
+        # speech recognition of voice turns (stt.py); None: transcripts are measurements
+        pre_roll = config.vad.pre_roll_ms / 1000 + config.vad.start_secs
+        self._listener = Listener(recognizer, pre_roll) if recognizer is not None else None
+        self._utterance = 0
         self._vad_partial_at = 0.0
         self._last_activity = time.monotonic()
         self._idle_task: asyncio.Task[None] | None = None
         self._idle_warned = False
+        self._warned_at = 0.0
         self._closed = False
         self._ready_at = 0.0  # monotonic time bot-ready is due (0: not delayed, or already sent)
         self._ready_task: asyncio.Task[None] | None = None
@@ -445,6 +453,8 @@ class BotSession:
         self.config.stt_enabled = not muted
         if muted and self._vad.speaking:
             self._vad.force_stop()
+            if self._listener is not None:
+                self._listener.abandon()
         return UpdateResult(message=f"STT {'muted' if muted else 'unmuted'}", extras={"muted": muted}), None
 
     def _on_interrupt(self, _data: Any, _id: str | None) -> Handled:
@@ -486,11 +496,18 @@ class BotSession:
                 continue
             if not self._idle_warned and self._turn is None:
                 self._idle_warned = True
+                self._warned_at = time.monotonic()
                 remaining = self.config.idle_remaining_s
                 minutes = max(1, round(remaining / 60))
                 self._emit(self.env.custom("user-idle-warning", {
                     "remaining_seconds": remaining,
                     "message": f"You've been idle. You will be disconnected in {minutes} minutes."}))
+            elif self._idle_warned and time.monotonic() - self._warned_at >= self.config.idle_remaining_s:
+                # convai-apis.md §7.3: the warning's countdown ran out without reset-idle-timer (or any
+                # other client message): the server ends the session
+                self._emit(self.env.custom("session-ending", {"reason": "idle_timeout"}))
+                self._request_close("idle_timeout")
+                return
             await asyncio.sleep(min(limit, 1.0))
 
     # --- microphone -------------------------------------------------------------------------
@@ -499,10 +516,17 @@ class BotSession:
         """16-bit microphone samples (``channels`` interleaved at ``rate``) for server-side VAD and STT."""
         if self._closed or not self.config.stt_enabled:
             return
-        event = self._vad.feed(samples, seconds)
+        mono = samples[::channels] if channels > 1 else samples
+        event = self._vad.feed(mono, seconds)
+        listener = self._listener
+        if listener is not None:
+            listener.frame(mono, rate, seconds)
         if event is VadEvent.STARTED:
             self._touch()
+            self._utterance += 1
             self._vad_partial_at = self._vad.speech_seconds
+            if listener is not None:
+                listener.start()
             self._cut_turn(announce=True)  # barge-in
             self._emit(self.env.custom("vad-stt-started", {
                 "timestamp": _now_iso(), "pre_roll_ms": self.config.vad.pre_roll_ms}))
@@ -510,18 +534,34 @@ class BotSession:
         elif event is VadEvent.STOPPED:
             self._end_utterance("hangover_elapsed", already_stopped=True)
         elif event is VadEvent.DISCARDED:  # steady noise, not speech: close the events, no turn
+            if listener is not None:
+                listener.abandon()
             self._emit(self.env.custom("vad-stt-stopped", {
                 "timestamp": _now_iso(), "reason": "noise", "audio_duration_ms": 0}))
             self._emit(self.env.top("user-stopped-speaking"))
         elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= PARTIAL_EVERY_S:
             self._vad_partial_at = self._vad.speech_seconds
-            self._emit(self.env.top("user-transcription", {
-                "text": self._transcript(self._vad.speech_seconds, final=False),
-                "user_id": self.user_id, "timestamp": _now_iso(), "final": False}))
+            partial = listener.partial() if listener is not None else None
+            if partial is None:
+                self._emit_partial(self._transcript(self._vad.speech_seconds, final=False))
+            else:
+                utterance = self._utterance
+                partial.add_done_callback(lambda f: self._recognized_partial(f, utterance))
+
+    def _emit_partial(self, text: str) -> None:
+        self._emit(self.env.top("user-transcription", {
+            "text": text, "user_id": self.user_id, "timestamp": _now_iso(), "final": False}))
+
+    def _recognized_partial(self, future: asyncio.Future[str], utterance: int) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        text = future.result()
+        if text and utterance == self._utterance and self._vad.speaking:
+            self._emit_partial(text)
 
     @staticmethod
     def _transcript(seconds: float, final: bool) -> str:
-        """The emulator has no speech recognizer: it reports what it measured, deterministically."""
+        """Without a recognizer (or when it heard no words) the transcript is what was measured."""
         if final:
             return f"(voice input, {seconds:.1f} seconds)"
         return f"(voice input, {seconds:.1f} seconds so far)"
@@ -530,9 +570,25 @@ class BotSession:
         if not already_stopped:
             self._vad.force_stop()
         seconds = self._vad.speech_seconds
-        text = self._transcript(seconds, final=True)
         self._emit(self.env.custom("vad-stt-stopped", {
             "timestamp": _now_iso(), "reason": reason, "audio_duration_ms": round(seconds * 1000)}))
+        final = self._listener.finish() if self._listener is not None else None
+        if final is None:
+            self._voice_turn(self._transcript(seconds, final=True))
+            return
+
+        async def recognized() -> None:
+            try:
+                text = await final
+            except Exception:
+                log.exception("speech recognition failed")
+                text = ""
+            if not self._closed:
+                self._voice_turn(text or self._transcript(seconds, final=True))
+
+        self._spawn(recognized())
+
+    def _voice_turn(self, text: str) -> None:
         self._user_final(text, None)
         self._start_turn(self.persona.respond(text), user_text=None, message_id=None)
 

@@ -55,7 +55,7 @@ class DirectPeer:
         self._channel = ChannelSender(on_open=self._channel_opened)
         self.bot = BotSession(binding.persona, binding.config, self._channel.send, self.speaker,
                               on_close_request=self._bot_close_request,
-                              participant_identity=binding.bot_identity or "bot")
+                              participant_identity=binding.bot_identity or "bot", recognizer=binding.recognizer)
         self.bot.user_id = ""  # pipecat's SmallWebRTC reports user_id "" (rtvi-smallwebrtc.md §4.2)
         self._on_closed = on_closed
         self.pc: RTCPeerConnection | None = None
