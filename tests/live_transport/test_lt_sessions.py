@@ -118,3 +118,23 @@ async def test_reset_idle_timer_keeps_the_session_from_idling(client: BridgeClie
     # The daemon does not renew the timer by itself: left alone, the session idles.
     warning = await npc.wait_for("idle_warning", timeout=10)
     assert warning["remaining_s"] == 60
+
+
+async def test_stale_session_profile_400_falls_back_once(tmp_path: Path) -> None:
+    """The emulator's stale_session profile answers as Unity expects: 400 Invalid character_session_id."""
+    config = emulator_config.EmulatorConfig(host="127.0.0.1", port=0, profile="stale_session")
+    async with emulator_server.Emulator(config) as emu:
+        proxy = ConnectProxy(emu.live_url)
+        await proxy.start()
+        d = Daemon(daemon_config(tmp_path, emu, live_url=proxy.url))
+        await d.start()
+        c = await BridgeClient.connect(d.endpoint, d.token)
+        try:
+            npc = await c.open_session(CHARACTER, backend="live", character_session_id="expired-0001")
+            assert proxy.answers[0] == (400, {"detail": "Invalid character_session_id"})
+            assert [b.get("character_session_id") for b in proxy.connects] == ["expired-0001", None]
+            assert npc.opened["resumed"] is False and npc.character_session_id
+        finally:
+            await c.close()
+            await d.stop()
+            await proxy.close()

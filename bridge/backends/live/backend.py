@@ -117,6 +117,10 @@ def connect_body(p: OpenParams, character_session_id: str | None = None) -> dict
     return body
 
 
+def _drop_audio(pcm: np.ndarray, rate: int, channels: int) -> None:
+    return None
+
+
 class LiveBackend(Backend):
     name = "live"
     capabilities = (
@@ -147,6 +151,7 @@ class LiveBackend(Backend):
         self._bot_alive = asyncio.Event()  # bot-ready (or bot speech) seen on the current transport
         self._ready_late = False
         self._opened = False
+        self._signal_resuming = False
         self._room_url: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_ready_id = ""
@@ -229,10 +234,15 @@ class LiveBackend(Backend):
         fresh = {k: v for k, v in body.items() if k != "character_session_id"}
         return await call(fresh)
 
-    async def _attach(self, rt: Any, grace: float = READY_GRACE_S) -> None:
-        """Connect a new transport, make it current and run the handshake on it."""
-        rt.on_json = self._on_json
-        rt.on_bot_audio = self._on_bot_audio
+    async def _attach(self, rt: Any, grace: float | None = None, bots: set[str] | None = None) -> None:
+        """Connect a new transport, make it current and run the handshake on it.
+
+        With ``bots`` (an in-room re-join) the room must still hold one of those bot identities;
+        until that is checked the bot's messages are held back, so a stranger's never reach the client.
+        """
+        held: list[tuple[dict[str, Any], str]] = []
+        rt.on_json = self._on_json if bots is None else (lambda message, sender: held.append((message, sender)))
+        rt.on_bot_audio = self._on_bot_audio if bots is None else _drop_audio
         rt.on_state = self._on_state
         self._ready.clear()
         self._bot_alive.clear()
@@ -240,8 +250,14 @@ class LiveBackend(Backend):
             await rt.connect(timeout=self.ctx.config.request_timeout_s)
         except TransportError as exc:
             raise ProtocolError("transport_failed", f"WebRTC connection failed: {exc.message}", fatal=True) from exc
+        if bots is not None:
+            if not bots & set(rt.participants.values()):
+                raise ProtocolError("transport_failed", "the character is no longer in the room")
+            rt.on_json, rt.on_bot_audio = self._on_json, self._on_bot_audio
+            for message, sender in held:
+                self._on_json(message, sender)
         self._rt = rt
-        await self._handshake(rt, grace)
+        await self._handshake(rt, READY_GRACE_S if grace is None else grace)
 
     async def _handshake(self, rt: Any, grace: float) -> None:
         """client-ready until bot-ready (or the bot speaks); never fatal while the room is up.
@@ -332,10 +348,14 @@ class LiveBackend(Backend):
         """Transport states: an in-room signal resume is reported as is; a dead transport re-joins."""
         if state == "connected" or self._closing or not self._opened:
             return  # during open() the handshake notices a dead transport itself
-        if state == "reconnecting":
+        if state == "reconnecting":  # hold requests: the media path may be gone too
+            self._ready.clear()
+            self._signal_resuming = True
             self.ctx.sink(ev.StateChange("reconnecting", 1, reason))
             return
         if state == "resumed":
+            self._ready.set()
+            self._signal_resuming = False
             self.stats["reconnects"] += 1
             self.stats["signal_resumes"] += 1
             self.ctx.sink(ev.StateChange("resumed", 1, None, self.character_session_id, resumed=True))
@@ -355,18 +375,21 @@ class LiveBackend(Backend):
         old, self._rt = self._rt, None
         room_alive = bool(getattr(old, "room_alive", False)) and self._room_url is not None
         token = getattr(old, "token", None)
+        bots = set(getattr(old, "participants", {}).values())
         if old is not None:
             with contextlib.suppress(Exception):
                 await old.close()
         self._end_audio_now()
-        sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
+        if not self._waiting_for_ready:  # a held request's turn is still to come: it is sent after the re-join
+            sink(ev.TurnEnd(interrupted=True, reason="connection lost"))
         before = self.character_session_id
-        attempt = 0
-        if room_alive and token:
+        attempt = 1 if self._signal_resuming else 0  # a failed signal resume was attempt 1
+        self._signal_resuming = False
+        if room_alive and token and bots:
             attempt += 1
             sink(ev.StateChange("reconnecting", attempt, reason))
             try:
-                await self._rejoin_room(token)
+                await self._rejoin_room(token, bots)
             except (ProtocolError, TransportError) as exc:
                 log.info("in-room re-join failed (%s); falling back to /connect", exc)
                 reason = f"in-room re-join failed: {exc}"
@@ -392,16 +415,18 @@ class LiveBackend(Backend):
         sink(ev.BackendError("transport_failed", f"could not resume after {reason}", fatal=True, retryable=True))
         sink(ev.Closed("error", "connection lost"))
 
-    async def _rejoin_room(self, token: str) -> None:
-        """Join the same LiveKit room again (no /connect); the bot must still be in it."""
+    async def _rejoin_room(self, token: str, bots: set[str]) -> None:
+        """Join the same LiveKit room again (no /connect); the same bot must still be in it.
+
+        A room whose character left is not that conversation any more (LiveKit re-creates rooms
+        on join), so a room without one of the old bot identities counts as gone.
+        """
         from bridge.backends.live.livekit import LiveKitTransport
 
         assert self._room_url is not None
         rt = LiveKitTransport(self._room_url, token, http=self.ctx.http)
         try:
-            await self._attach(rt, REJOIN_GRACE_S)
-            if not rt.participants:
-                raise ProtocolError("transport_failed", "the character is no longer in the room")
+            await self._attach(rt, REJOIN_GRACE_S, bots)
         except ProtocolError:
             if self._rt is rt:
                 self._rt = None
