@@ -47,6 +47,8 @@ BOT_ALIVE_TYPES = frozenset(
      "bot-transcription", "bot-output"}
 )
 ACK_TIMEOUT_S = 2.0
+MIC_DRAIN_MAX_S = 1.0  # the mic queue holds at most 0.5 s
+MIC_TAIL_S = 0.1  # the last packets' way to the server's jitter buffer
 DRAIN_S = 0.3
 PREROLL_FRAMES = 15
 SILENCE_PEAK = 64
@@ -651,7 +653,16 @@ class LiveBackend(Backend):
             self._mic_resampler = None
         if self.peer.dialect != "convai":
             return {"acknowledged": False, "message": "the bot ends utterances with its own VAD"}
+        await self._mic_sent()
         return await self._request("end_of_utterance", {})
+
+    async def _mic_sent(self) -> None:
+        """Let the utterance's queued tail reach the server before the release: a release sent ahead of
+        it would end the utterance early, and the tail would then open a second one (barge-in)."""
+        queued = getattr(self._rt, "mic_queued", 0)
+        frames = queued if isinstance(queued, int) else 0
+        # The track sends one queued 20 ms frame per 20 ms, so the queue drains in real time.
+        await asyncio.sleep(min(MIC_DRAIN_MAX_S, frames * MIC_FRAME_SAMPLES / MIC_SAMPLE_RATE) + MIC_TAIL_S)
 
     async def trigger(self, name: str | None, message: str | None) -> dict[str, Any] | None:
         if not name and not message:
