@@ -25,6 +25,7 @@ GROUPS = {
     "bridge": ("bench.bridge_bench", "codec cost, bridge-added latency"),
     "live": ("bench.live_bench", "live CPU per session, connect time"),
     "load": ("bench.load_bench", "max real-time live sessions, memory, latency at N=50"),
+    "emulator": ("bench.emulator_bench", "emulator CPU per session (own aiortc path), speech recognition cost"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
