@@ -25,6 +25,7 @@ GROUPS = {
     "bridge": ("bench.bridge_bench", "codec cost, bridge-added latency"),
     "live": ("bench.live_bench", "live CPU per session, connect time"),
     "load": ("bench.load_bench", "max real-time live sessions, memory, latency at N=50"),
+    "reconnect": ("bench.reconnect_bench", "network blip to resumed: signal resume, in-room re-join"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
