@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=tuple(PROFILES),
                         help="server behaviour set for every session (default: %(default)s; a roster entry's "
                              "profile or POST /_emulator/profile overrides it)")
+    parser.add_argument("--no-speech-recognition", action="store_true",
+                        help="transcribe voice turns as '(voice input, N.N seconds)' instead of pocketsphinx "
+                             "(saves CPU under load)")
     parser.add_argument("--bot-ready-delay", type=float, default=None, metavar="S",
                         help="seconds until bot-ready (overrides the profile's, e.g. slow_start's 20)")
 
@@ -55,6 +58,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         faults=tuple(faults), fault_seed=args.fault_seed, max_sessions_per_key=args.max_sessions,
         stream_delay_ms=args.stream_delay_ms, voice_engine=args.voice, public_url=args.public_url,
         access_log=args.access_log, prewarm_audio=True, profile=args.profile, profile_options=options,
+        speech_recognition=not args.no_speech_recognition,
     )
 
 

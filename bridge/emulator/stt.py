@@ -161,7 +161,7 @@ class RecognitionStream:
     Partial results are therefore only computed for the first ``PARTIAL_LIMIT_S`` of an utterance.
     """
 
-    PARTIAL_LIMIT_S = 10.0
+    PARTIAL_LIMIT_S = 5.0
 
     def __init__(self, recognizer: SpeechRecognizer) -> None:
         self._recognizer = recognizer

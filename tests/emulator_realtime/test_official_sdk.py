@@ -53,6 +53,6 @@ def test_official_livekit_sdk_joins_hears_and_is_heard() -> None:
         assert result["subscribed_track"] == result["bot_track_sid"], report
         assert result["mic_frames_at_server"] > 20 and result["vad_heard"], report
     noisy = lines[2]
-    assert noisy["onsets_after_calibration"] == 1, report  # the speech; the room noise never
-    assert noisy["bot_interrupted_after_calibration"] == 0 and noisy["turns_interrupted"] == 0, report
+    assert noisy["onsets_during_speech"] >= 1 and noisy["onsets_from_noise"] == 0, report  # speech yes, room no
+    assert noisy["bot_interrupted_by_noise"] == 0 and noisy["turns_interrupted"] == 0, report
     assert proc.returncode == 0, report

@@ -75,24 +75,17 @@ async def test_recognition_runs_off_the_event_loop(emulator: Emulator) -> None:
     if recognizer is None:
         pytest.skip("pocketsphinx is not installed (the emulator extra)")
     threads: set[str] = set()
-    original = recognizer.stream
+    original = recognizer._decoder
 
-    def traced_stream():  # type: ignore[no-untyped-def]
-        stream = original()
-        feed = stream.feed
+    def traced_decoder():  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)  # every decoding pass takes a decoder first
+        return original()
 
-        def traced_feed(pcm: bytes) -> str:
-            threads.add(threading.current_thread().name)
-            return feed(pcm)
-
-        stream.feed = traced_feed  # type: ignore[method-assign]
-        return stream
-
-    recognizer.stream = traced_stream  # type: ignore[method-assign]
+    recognizer._decoder = traced_decoder  # type: ignore[method-assign]
     try:
         heard, _answer = await say_and_ask(emulator, "my name is Ada")
     finally:
-        recognizer.stream = original  # type: ignore[method-assign]
+        recognizer._decoder = original  # type: ignore[method-assign]
     assert heard
     assert threads and all(name.startswith("emulator-stt") for name in threads), threads
     assert threading.main_thread().name not in threads

@@ -38,6 +38,7 @@ SERVER_RTVI_VERSION = "1.0.0"
 INTERRUPT_DEBOUNCE_S = 0.3
 NEUROSYNC_LEAD_TICKS = 25  # blendshape chunks go out up to 0.5 s ahead of their audio
 PARTIAL_EVERY_S = 0.5
+RECOGNIZED_PARTIAL_EVERY_S = 1.0  # recognised partials re-decode the utterance so far: less often
 
 
 @dataclass
@@ -539,12 +540,13 @@ class BotSession:
             self._emit(self.env.custom("vad-stt-stopped", {
                 "timestamp": _now_iso(), "reason": "noise", "audio_duration_ms": 0}))
             self._emit(self.env.top("user-stopped-speaking"))
-        elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= PARTIAL_EVERY_S:
+        elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= (
+                PARTIAL_EVERY_S if listener is None else RECOGNIZED_PARTIAL_EVERY_S):
             self._vad_partial_at = self._vad.speech_seconds
             partial = listener.partial() if listener is not None else None
-            if partial is None:
+            if listener is None:
                 self._emit_partial(self._transcript(self._vad.speech_seconds, final=False))
-            else:
+            elif partial is not None:
                 utterance = self._utterance
                 partial.add_done_callback(lambda f: self._recognized_partial(f, utterance))
 

@@ -93,8 +93,11 @@ class Listener:
         return future
 
     def partial(self) -> asyncio.Future[str] | None:
-        """Recognise what has been said so far (None when not listening)."""
-        return self._submit(last=False) if self.listening else None
+        """Recognise what has been said so far; None when not listening or the last pass is still running
+        (partials re-decode the utterance so far, so under load some are skipped rather than queued)."""
+        if not self.listening or (self._chain is not None and not self._chain.done()):
+            return None
+        return self._submit(last=False)
 
     def finish(self) -> asyncio.Future[str] | None:
         """The utterance ended: the final transcript ("" when nothing was recognised)."""
