@@ -26,6 +26,7 @@ GROUPS = {
     "live": ("bench.live_bench", "live CPU per session, connect time"),
     "load": ("bench.load_bench", "max real-time live sessions, memory, latency at N=50"),
     "turns": ("bench.turn_bench", "turn completion and first-text latency per emulator profile"),
+    "reconnect": ("bench.reconnect_bench", "network blip to resumed: signal resume, in-room re-join"),
     "emulator": ("bench.emulator_bench", "emulator CPU per session (own aiortc path), speech recognition cost"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}

@@ -81,6 +81,11 @@ async def _remembers(npc: NpcSession) -> None:
     assert "Tamsin" in next(m for m in events if m.type == "bot_reply")["text"]
 
 
+def _room_of(rig: Rig) -> Any:
+    realtime = pytest.importorskip("bridge.emulator.realtime")
+    return rig.emu.app[realtime.REALTIME].rooms.by_session(rig.proxy.answers[0][1]["session_id"])
+
+
 async def test_signalling_blip_keeps_the_room_and_the_conversation(rig: Rig) -> None:
     npc = await rig.client.open_session(CHARACTER, backend="live")
     await _introduce(npc)
@@ -96,7 +101,10 @@ async def test_signalling_blip_keeps_the_room_and_the_conversation(rig: Rig) -> 
     after = await rig.live_sessions()
     assert [s["session_id"] for s in after] == [s["session_id"] for s in before]  # the same Convai session
     stats = rig.backend(npc).stats
-    assert stats["signal_resumes"] + stats["room_rejoins"] == 1
+    assert (stats["signal_resumes"], stats["room_rejoins"]) == (1, 0)  # resumed in place
+    room = _room_of(rig)
+    users = [m for m in room.members.values() if getattr(m, "resumes", None) is not None]
+    assert len(users) == 1 and users[0].resumes == 1  # the same participant, on a new socket
     await _remembers(npc)
 
 
@@ -150,10 +158,9 @@ async def test_stale_session_on_reconnect_falls_back_to_a_fresh_one(tmp_path: Pa
 
 async def test_media_path_failure_rejoins_the_same_room(rig: Rig) -> None:
     """The peer connections die while signalling is up (aiortc has no ICE restart): same room, no /connect."""
-    realtime = pytest.importorskip("bridge.emulator.realtime")
     npc = await rig.client.open_session(CHARACTER, backend="live")
     await _introduce(npc)
-    room = rig.emu.app[realtime.REALTIME].rooms.by_session(rig.proxy.answers[0][1]["session_id"])
+    room = _room_of(rig)
     users = [m for m in room.members.values() if getattr(m, "pub_pc", None) is not None]
     assert len(users) == 1
     for pc in (users[0].pub_pc, users[0].sub_pc):

@@ -38,7 +38,9 @@ async def test_dropped_signalling_resumes_in_place(livekit: FakeLiveKit, single_
         assert livekit.reconnect_requests[0]["sid"] == session.sid
         assert transport.signal_resumes == 1 and transport.room_alive
         sync = session.sync_states[-1]
-        assert [t.cid for t in sync.publish_tracks] and sync.offer.sdp
+        assert [t.cid for t in sync.publish_tracks] and sync.offer.sdp and sync.answer.sdp
+        assert ("PA_bot0001" in sync.offer.sdp) is not single_pc  # dual PC: the server's subscriber offer
+        assert sync.subscription.track_sids == [] and not sync.subscription.subscribe  # auto-subscribe: no exceptions
         labels = {c.label for c in sync.data_channels}
         assert {"_reliable", "_lossy"} <= labels
 

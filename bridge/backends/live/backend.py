@@ -3,8 +3,9 @@
 The backend owns the RTVI handshake (client-ready until bot-ready, text queued until then), maps
 engine requests to Convai client messages and waits briefly for their `server-response`, gates the
 always-on bot track into turns (audio flows to the session only while the bot speaks, plus a short
-drain after it stops so the tail is not cut), and re-joins with the same character_session_id when
-the transport dies.
+drain after it stops so the tail is not cut), and gets a lost connection back: LiveKit signal
+resume in place, else the same room again with the current token, else a new `/connect` with the
+same character_session_id (PROTOCOL.md §3.1). bot-ready is waited for patiently, never fatally.
 """
 
 from __future__ import annotations

@@ -572,17 +572,29 @@ class LiveKitTransport(TransportBase):
         return True
 
     def _sync_state(self) -> rtc.SyncState:
+        """What the server needs to pick this participant up again after a resume.
+
+        The SDP pair is the subscriber's (server offer, our answer) in dual-PC mode and the
+        publisher's (our offer, server answer) in single-PC mode; auto-subscribe is on, so the
+        subscription lists the exceptions (none). ``datachannel_receive_states`` tells the server
+        the last reliable sequence seen per sender, so nothing is delivered twice.
+        """
         state = rtc.SyncState(
-            subscription=rtc.UpdateSubscription(track_sids=list(self._track_owner), subscribe=True),
+            subscription=rtc.UpdateSubscription(track_sids=[], subscribe=False),
             publish_tracks=[rtc.TrackPublishedResponse(cid=cid, track=info)
                             for cid, info in self._published_tracks.items()],
+            datachannel_receive_states=[rtc.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
+                                        for sid, seq in self._seen_seq.items()],
         )
-        if self._sub is not None and self._sub.pc.localDescription is not None:
-            state.answer.CopyFrom(rtc.SessionDescription(type="answer", sdp=self._sub.pc.localDescription.sdp))
-        if self._pub is not None and self._pub.pc.localDescription is not None:
-            state.offer.CopyFrom(
-                rtc.SessionDescription(type="offer", sdp=self._pub.pc.localDescription.sdp, id=self._offer_id)
-            )
+        primary = self._sub if self._sub is not None else self._pub
+        if primary is not None:
+            ours, theirs = primary.pc.localDescription, primary.pc.remoteDescription
+            # dual PC: the server offered the subscriber; single PC: we offered the publisher
+            answer, offer = (ours, theirs) if primary is self._sub else (theirs, ours)
+            if answer is not None:
+                state.answer.CopyFrom(rtc.SessionDescription(type="answer", sdp=answer.sdp))
+            if offer is not None:
+                state.offer.CopyFrom(rtc.SessionDescription(type="offer", sdp=offer.sdp))
         for channel, target in [(self._reliable, PUBLISHER), (self._lossy, PUBLISHER)] + [
             (c, SUBSCRIBER) for c in self._sub_channels
         ]:
