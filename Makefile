@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 APT_PACKAGES := espeak-ng sox mono-mcs mono-runtime libmono-system-core4.0-cil libzmq3-dev cppzmq-dev \
                 libmsgpack-cxx-dev g++ cmake make iproute2 util-linux
 
-.PHONY: help deps apt venv demo test test-python test-unity test-unreal lint bench vectors clean
+.PHONY: help deps apt venv pipecat-venv demo test test-python test-unity test-unreal lint bench vectors clean
 
 help:
 	@echo "make demo   - emulator + daemon + two NPCs talking (no network, no key)"
@@ -33,6 +33,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
+# A stock pipecat bot for the live tests (tests/live_transport/pipecat_bot.py), in its own venv so its
+# pins never meet ours; test-only.
+PIPECAT_VENV := .venv-pipecat
+PIPECAT_STAMP := $(PIPECAT_VENV)/.installed-pipecat-ai-1.14.0
+pipecat-venv: $(PIPECAT_STAMP)
+
+$(PIPECAT_STAMP):
+	@test -x $(PIPECAT_VENV)/bin/python || $(PY) -m venv $(PIPECAT_VENV)
+	$(PIPECAT_VENV)/bin/pip install -q --upgrade pip
+	$(PIPECAT_VENV)/bin/pip install -q 'pipecat-ai[webrtc,runner]==1.14.0'
+	@touch $@
+
 demo: deps
 	$(BIN)/convai-bridge demo
 
@@ -41,7 +53,7 @@ lint: venv
 	$(BIN)/python -m bridge.wire.vectors --check
 	$(BIN)/python -m bridge.wire.doc --check
 
-test-python: deps
+test-python: deps pipecat-venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-unity: deps
@@ -60,4 +72,4 @@ vectors: venv
 	$(BIN)/python -m bridge.wire.doc
 
 clean:
-	rm -rf $(VENV) unreal_sample/build unity_sample/build bench.json
+	rm -rf $(VENV) $(PIPECAT_VENV) unreal_sample/build unity_sample/build bench.json

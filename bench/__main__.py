@@ -25,6 +25,9 @@ GROUPS = {
     "bridge": ("bench.bridge_bench", "codec cost, bridge-added latency"),
     "live": ("bench.live_bench", "live CPU per session, connect time"),
     "load": ("bench.load_bench", "max real-time live sessions, memory, latency at N=50"),
+    "turns": ("bench.turn_bench", "turn completion and first-text latency per emulator profile"),
+    "reconnect": ("bench.reconnect_bench", "network blip to resumed: signal resume, in-room re-join"),
+    "emulator": ("bench.emulator_bench", "emulator CPU per session (own aiortc path), speech recognition cost"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
@@ -33,6 +36,7 @@ TARGETS = {
     "live_cpu_pct_per_session": "<= 3",
     "max_live_sessions_realtime": ">= 100",
     "bridge_latency_p99_ms_at50": "<= 2",
+    **{f"turn_completion_{p}": "= 1" for p in ("current", "websdk", "stale_session", "legacy", "slow_start")},
 }
 
 

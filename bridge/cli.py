@@ -21,6 +21,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback endpoint")
     p.add_argument("--max-sessions", type=int, help="sessions per client")
     p.add_argument("--emulator", action="store_true", help="start an embedded Convai emulator and use it")
+    p.add_argument("--emulator-profile", default=None, metavar="NAME",
+                   help="server profile of the embedded emulator (current, websdk, stale_session, legacy, slow_start)")
     p.add_argument(
         "--workers",
         type=int,
@@ -58,7 +60,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.getLogger("aioice").setLevel(max(logging.WARNING, logging.getLogger().level))
     if not args.emulator and not config.api_key:
         print("warning: no Convai API key (set CONVAI_API_KEY or api_key in the config file)", file=sys.stderr)
-    return asyncio.run(serve(config, with_emulator=args.emulator))
+    emulator_options = {"profile": args.emulator_profile} if args.emulator_profile else None
+    return asyncio.run(serve(config, with_emulator=args.emulator, emulator_options=emulator_options))
 
 
 _EXTRAS = {"bridge.loadtest.cli": "loadtest", "bridge.emulator.cli": "emulator"}

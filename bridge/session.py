@@ -68,6 +68,8 @@ class _Turn:
     got_output: bool = False
     replied: bool = False
     text: list[str] = field(default_factory=list)
+    by_server: bool = False  # opened by the server (its VAD, or output without a request)
+    claimed: bool = False  # an end_of_utterance already took this voice turn as its own
 
 
 class Session:
@@ -143,12 +145,30 @@ class Session:
         self._emit(self, msg_type, {"sid": self.sid, **(fields or {})}, frames, ts)
 
     # -- turns -----------------------------------------------------------------------------------
-    def new_turn(self, source: str) -> int:
+    def new_turn(self, source: str, by_server: bool = False) -> int:
+        """Open a turn; an end_of_utterance joins the voice turn the server's VAD opened for the same utterance.
+
+        With push-to-talk on the live API the server's VAD usually opens the turn (turn_started
+        source:voice) before the client releases the key; one utterance is one turn, whichever side
+        ends it, so the release takes that turn instead of interrupting it.
+        """
+        current = self.turn
+        if (
+            source == "voice"
+            and not by_server
+            and current is not None
+            and not current.completed
+            and current.source == "voice"
+            and current.by_server
+            and not current.claimed
+        ):
+            current.claimed = True
+            return current.id
         if self.turn and not self.turn.completed:
             # A new user turn supersedes an unfinished one (barge-in by text or voice).
             self._finish_turn(interrupted=True, flush=True)
         self._turn_seq += 1
-        self.turn = _Turn(self._turn_seq, source)
+        self.turn = _Turn(self._turn_seq, source, by_server=by_server, claimed=source == "voice" and not by_server)
         self.stats.turns += 1
         self.emit("turn_started", {"turn": self.turn.id, "source": source})
         return self.turn.id
@@ -163,7 +183,7 @@ class Session:
     def _current(self) -> _Turn:
         if self.turn is None or self.turn.completed:
             # Backend-initiated output (greeting, voice turn without VAD events): open a turn for it.
-            self.new_turn("voice")
+            self.new_turn("voice", by_server=True)
         assert self.turn is not None
         return self.turn
 
@@ -213,7 +233,7 @@ class Session:
             return
         if isinstance(e, ev.TurnStart):
             if self.turn is None or self.turn.completed or self.turn.got_output:
-                self.new_turn(e.source)
+                self.new_turn(e.source, by_server=True)
             return
         if isinstance(e, ev.UserTranscript):
             turn = self._current()
@@ -223,6 +243,13 @@ class Session:
             turn.got_output = True
             turn.text.append(e.text)
             self.emit("bot_text", {"turn": turn.id, "text": e.text}, ts=ts)
+        elif isinstance(e, ev.Subtitle):
+            # Behind the audio already queued: the server sends a word when its audio starts playing.
+            turn = self._latest()
+            fields = {"turn": turn.id, "text": e.text}
+            if e.words:
+                fields["words"] = [_word(w) for w in e.words]
+            self._queue_event("subtitle", fields, ts)
         elif isinstance(e, ev.BotReply):
             turn = self._current()
             turn.got_output = True
@@ -309,6 +336,8 @@ class Session:
             if e.character_session_id:
                 self.character_session_id = e.character_session_id
                 fields["character_session_id"] = e.character_session_id
+            if e.resumed is not None:
+                fields["resumed"] = e.resumed
             self.emit("session_state", fields, ts=ts)
         elif isinstance(e, ev.AudioEnd):
             self.end_turn_audio()
@@ -526,3 +555,12 @@ class Session:
         self._in_samples += samples
         pcm = from_bytes(payload, channels)
         self.backend.audio_in(pcm, rate, channels)
+
+
+def _word(w: ev.Word) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": w.text}
+    if w.start_ms is not None:
+        out["start_ms"] = w.start_ms
+    if w.end_ms is not None:
+        out["end_ms"] = w.end_ms
+    return out

@@ -102,5 +102,8 @@ class Backend(ABC):
     async def stt_toggle(self, muted: bool) -> dict[str, Any] | None:
         raise self._unsupported("stt_toggle")
 
+    async def reset_idle_timer(self) -> dict[str, Any] | None:
+        raise self._unsupported("reset_idle_timer")
+
     def _unsupported(self, what: str) -> ProtocolError:
         return ProtocolError("unsupported", f"the {self.name} backend does not support {what}")

@@ -106,6 +106,7 @@ class Daemon(EngineEndpoint):
             transport=msg.get("transport"),
             url=msg.get("url"),
             audio_routing=msg.get("audio_routing"),
+            extra={k: msg.get(k) for k in ("llm_provider", "emotion_config") if msg.get(k) is not None},
         )
         holder: dict[str, Session] = {}
         assert self.http is not None
@@ -239,7 +240,7 @@ async def dispatch_request(session: Session, msg: Message) -> tuple[dict[str, An
         return await b.end_of_utterance(), turn
     if t == "trigger":
         turn = session.new_turn("trigger")
-        return await b.trigger(msg["name"], msg.get("message")), turn
+        return await b.trigger(msg.get("name"), msg.get("message")), turn
     if t == "interrupt":
         session.interrupt_local()
         return await b.interrupt(), None
@@ -256,6 +257,8 @@ async def dispatch_request(session: Session, msg: Message) -> tuple[dict[str, An
         return await b.tts_toggle(msg["enabled"]), None
     if t == "stt_toggle":
         return await b.stt_toggle(msg["muted"]), None
+    if t == "reset_idle_timer":
+        return await b.reset_idle_timer(), None
     raise ProtocolError("unknown_type", f"{t} is not a session request")
 
 

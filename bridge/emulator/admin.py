@@ -14,7 +14,13 @@
 ``GET /_emulator/state``    ``{"live_sessions": [...], "conversations": {"count", "items"}, "requests": {route: n},
                              "statuses": {route: {status: n}}, "faults": {...}, "audio_cache": {...}}``
 ``POST /_emulator/reset``   clear request counters and fault rules (sessions are kept).
-``GET /_emulator/roster``   the characters: ``[{"character_id", "name", "long_term_memory", "flags"}]``.
+``GET /_emulator/roster``   the characters: ``[{"character_id", "name", "long_term_memory", "flags", "profile"}]``.
+``POST /_emulator/profile`` choose the server profile (``bridge.emulator.profiles``) for sessions that
+    connect afterwards: ``{"profile": "websdk"}`` (the default for every character),
+    ``{"profile": "legacy", "character_id": "..."}`` (one character), ``{"options": {"bot_ready_delay_s": 2}}``
+    alongside a profile overrides its tunables, ``{"clear": true}`` restores the run's choice.
+    → 200 the selection (as GET); 400 ``{"detail": "..."}`` for an unknown profile, option or character.
+``GET /_emulator/profile``  ``{"default": {...}, "characters": {id: {...}}, "profiles": {name: {summary, reference}}}``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from typing import Any
 from aiohttp import web
 
 from bridge.emulator.faults import FaultSpecError
-from bridge.emulator.state import CONVERSATIONS, FAULTS, LIVE_SESSIONS, ROSTER, STATS, SYNTH
+from bridge.emulator.profiles import ProfileError, get_profile
+from bridge.emulator.state import CONFIG, CONVERSATIONS, FAULTS, LIVE_SESSIONS, PROFILES, ROSTER, STATS, SYNTH
 
 PREFIX = "/_emulator/"
 
@@ -74,7 +81,33 @@ async def post_reset(request: web.Request) -> web.Response:
 
 async def get_roster(request: web.Request) -> web.Response:
     return _json([{"character_id": c.character_id, "name": c.name, "long_term_memory": c.long_term_memory,
-                   "flags": dataclasses.asdict(c.flags)} for c in request.app[ROSTER]])
+                   "flags": dataclasses.asdict(c.flags), "profile": c.profile} for c in request.app[ROSTER]])
+
+
+async def post_profile(request: web.Request) -> web.Response:
+    try:
+        payload = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _json({"detail": "body must be a JSON object"}, 400)
+    if not isinstance(payload, dict):
+        return _json({"detail": "body must be a JSON object"}, 400)
+    selection = request.app[PROFILES]
+    try:
+        if payload.get("clear") is True:  # back to the run's --profile, not to "current"
+            config = request.app[CONFIG]
+            selection.per_character.clear()
+            selection.default = get_profile(config.profile, config.profile_options)
+            payload = {k: v for k, v in payload.items() if k != "clear"}
+            if "profile" not in payload:
+                return _json(selection.snapshot())
+        selection.configure(payload, {c.character_id for c in request.app[ROSTER]})
+    except ProfileError as exc:
+        return _json({"detail": str(exc)}, 400)
+    return _json(selection.snapshot())
+
+
+async def get_profile_route(request: web.Request) -> web.Response:
+    return _json(request.app[PROFILES].snapshot())
 
 
 def add_routes(app: web.Application) -> None:
@@ -83,3 +116,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(PREFIX + "state", get_state)
     app.router.add_post(PREFIX + "reset", post_reset)
     app.router.add_get(PREFIX + "roster", get_roster)
+    app.router.add_post(PREFIX + "profile", post_profile)
+    app.router.add_get(PREFIX + "profile", get_profile_route)

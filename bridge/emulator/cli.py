@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bridge.emulator.config import DEFAULT_CLI_PORT, DEV_API_KEY, EmulatorConfig
 from bridge.emulator.faults import FaultRule, FaultSpecError
+from bridge.emulator.profiles import DEFAULT_PROFILE, PROFILES, ProfileError, get_profile
 from bridge.emulator.roster import RosterError, load_roster
 from bridge.emulator.server import Emulator, run_forever
 
@@ -33,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--public-url", default=None,
                         help="base URL advertised in room_url when clients reach the emulator through another name")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=tuple(PROFILES),
+                        help="server behaviour set for every session (default: %(default)s; a roster entry's "
+                             "profile or POST /_emulator/profile overrides it)")
+    parser.add_argument("--no-speech-recognition", action="store_true",
+                        help="transcribe voice turns as '(voice input, N.N seconds)' instead of pocketsphinx "
+                             "(saves CPU under load)")
+    parser.add_argument("--bot-ready-delay", type=float, default=None, metavar="S",
+                        help="seconds until bot-ready (overrides the profile's, e.g. slow_start's 20)")
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -42,18 +51,21 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         faults.insert(0, FaultRule(latency_ms=args.latency_ms))
     if args.roster is not None:
         load_roster(args.roster)  # fail early, with the file's error
+    options = {"bot_ready_delay_s": args.bot_ready_delay} if args.bot_ready_delay is not None else {}
+    get_profile(args.profile, options)  # fail early on a bad option
     return EmulatorConfig(
         host=args.host, port=args.port, api_key=args.api_key or DEV_API_KEY, roster_path=args.roster,
         faults=tuple(faults), fault_seed=args.fault_seed, max_sessions_per_key=args.max_sessions,
         stream_delay_ms=args.stream_delay_ms, voice_engine=args.voice, public_url=args.public_url,
-        access_log=args.access_log, prewarm_audio=True,
+        access_log=args.access_log, prewarm_audio=True, profile=args.profile, profile_options=options,
+        speech_recognition=not args.no_speech_recognition,
     )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-    except (FaultSpecError, RosterError, OSError) as exc:
+    except (FaultSpecError, RosterError, ProfileError, OSError) as exc:
         print(f"convai-bridge emulator: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
             print("  API key: the one given with --api-key")
         else:
             print(f"  API key: development key {DEV_API_KEY!r} (public; pass --api-key to choose your own)")
+        if config.profile != DEFAULT_PROFILE or config.profile_options:
+            print(f"  server profile: {config.profile} {dict(config.profile_options) or ''}".rstrip())
         if config.faults:
             print(f"  faults: {len(config.faults)} rule(s) active")
         sys.stdout.flush()

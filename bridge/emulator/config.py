@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from bridge.emulator.faults import FaultRule
 
@@ -45,6 +46,12 @@ class EmulatorConfig:
     max_conversations: int = 50_000
     shutdown_timeout_s: float = 2.0
     access_log: bool = False
+    # server profile for every session unless the roster or a runtime override says otherwise
+    # (bridge.emulator.profiles); options override the profile's tunables, e.g. bot_ready_delay_s
+    profile: str = "current"
+    # recognise voice turns with pocketsphinx when installed (False: "(voice input, N.N seconds)")
+    speech_recognition: bool = True
+    profile_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:  # never show keys
         return (f"EmulatorConfig(host={self.host!r}, port={self.port}, roster_path={self.roster_path!r}, "

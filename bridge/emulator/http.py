@@ -17,7 +17,8 @@ Where the reference is silent the emulator makes a documented choice:
   would raise for a rejected value); an unknown id → 404 ``Character session not found``.
 * ``/connect`` checks the API key before validating the body (401 wins over 422).
 * ``/connect`` with ``transport: "daily"`` validates but answers 400: the emulator hosts no Daily rooms.
-* ``/connect`` resuming an unknown ``character_session_id`` → 404 ``Character session not found``;
+* ``/connect`` resuming an unknown ``character_session_id`` → 404 ``Character session not found``
+  (400 ``Invalid character_session_id`` under the ``stale_session`` profile, ``bridge.emulator.profiles``);
   one that belongs to another character → 403 ``Character session belongs to a different character``.
 * ``/connect`` multi-character ``characters`` are validated (an unknown id → 404) but the session
   holds only ``character_id``.
@@ -63,6 +64,7 @@ from bridge.emulator.live_sessions import (
     LiveSessionRegistry,
     RoomGrant,
 )
+from bridge.emulator.profiles import MSG_INVALID_SESSION, ProfileError, ProfileSelection, get_profile
 from bridge.emulator.roster import Character, load_roster
 from bridge.emulator.state import (
     ADDRESS,
@@ -72,13 +74,16 @@ from bridge.emulator.state import (
     FAULTS,
     LIVE_SESSIONS,
     LIVEKIT,
+    PROFILES,
     ROOM_PROVIDER,
     ROSTER,
     STATS,
+    STT,
     SYNTH,
     BoundAddress,
     RequestStats,
 )
+from bridge.emulator.stt import make_recognizer, roster_phrases
 from bridge.emulator.tokens import LiveKitCredentials
 from bridge.emulator.voice import Synthesizer
 from bridge.emulator.wavfile import WavError, read_wav, transcribe
@@ -467,6 +472,11 @@ async def connect(request: web.Request) -> web.Response:
     if req["transport"] == "daily":
         return detail(400, "Transport 'daily' is not available on this emulator; use 'livekit' or 'websocket'")
 
+    try:
+        profile = app[PROFILES].resolve(character.character_id, character.profile, req)
+    except ProfileError as exc:
+        return detail(422, [{"type": "value_error", "loc": ["body", "emulator_profile"], "msg": str(exc),
+                             "input": req.get("emulator_profile"), "ctx": {"error": {}}}])
     store = app[CONVERSATIONS]
     csid = req.get("character_session_id")
     conversation: Conversation | None = None
@@ -474,6 +484,8 @@ async def connect(request: web.Request) -> web.Response:
         try:
             conversation = store.resume(character, csid)
         except SessionNotFound:
+            if profile.stale_session_400:  # convai-apis.md §19: what Unity expects and retries on
+                return detail(400, MSG_INVALID_SESSION)
             return detail(404, MSG_SESSION_NOT_FOUND)
         except SessionForbidden:
             return detail(403, MSG_SESSION_FORBIDDEN)
@@ -498,6 +510,7 @@ async def connect(request: web.Request) -> web.Response:
         user_identity=f"user-{end_user_id}" if end_user_id else f"user-{short}",
         bot_identity=f"convai-{character.character_id.split('-')[-1]}-{short}",
         origin=f"{request.scheme}://{request.host}", end_user_id=end_user_id, end_user_metadata=metadata,
+        profile=profile,
     )
     if session.transport == "websocket":
         base = public_base(app, session).replace("https://", "wss://", 1).replace("http://", "ws://", 1)
@@ -560,6 +573,8 @@ async def connect_stream(request: web.Request) -> web.StreamResponse:
         try:
             conversation = store.resume(character, csid.strip())
         except SessionNotFound:
+            if app[PROFILES].resolve(character.character_id, character.profile).stale_session_400:
+                return detail(400, MSG_INVALID_SESSION)  # the same realtime service as /connect (§19)
             return detail(404, MSG_SESSION_NOT_FOUND)
         except SessionForbidden:
             return detail(403, MSG_SESSION_FORBIDDEN)
@@ -640,6 +655,9 @@ def create_app(config: EmulatorConfig | None = None,
     app[SYNTH] = Synthesizer(config.voice_engine, max_bytes=config.audio_cache_mb << 20)
     app[STATS] = RequestStats()
     app[ADDRESS] = BoundAddress()
+    app[PROFILES] = ProfileSelection(get_profile(config.profile, config.profile_options))
+    app[STT] = (make_recognizer(roster_phrases(roster), [c.name for c in roster])
+                if config.speech_recognition else None)
     credentials = (LiveKitCredentials(config.livekit_api_key, config.livekit_api_secret)
                    if config.livekit_api_secret else LiveKitCredentials.generate(config.livekit_api_key))
     app[LIVEKIT] = credentials

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bridge.emulator.brain import Conversation
+from bridge.emulator.profiles import PROFILES, ServerProfile
 from bridge.emulator.roster import Character
 from bridge.emulator.tokens import LiveKitCredentials, mint_token
 
@@ -52,6 +53,7 @@ class LiveSession:
     token: str | None = field(default=None, repr=False)
     created_at: float = field(default_factory=time.time)
     last_activity: float = field(default_factory=time.monotonic)
+    profile: ServerProfile = field(default_factory=lambda: PROFILES["current"])
     ended: bool = False
     end_reason: str | None = None
 
@@ -79,7 +81,7 @@ class LiveSession:
                 "character_session_id": self.character_session_id, "transport": self.transport,
                 "room_name": self.room_name, "user_identity": self.user_identity,
                 "bot_identity": self.bot_identity, "end_user_id": self.end_user_id,
-                "created_at": self.created_at}
+                "profile": self.profile.name, "created_at": self.created_at}
 
 
 class RoomProvider(Protocol):

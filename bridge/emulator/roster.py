@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bridge.emulator.profiles import PROFILES
 from bridge.emulator.voice import VoiceSpec
 
 DEFAULT_ROSTER_PATH = Path(__file__).with_name("roster.toml")
@@ -79,6 +80,7 @@ class Character:
     default_emotion: tuple[str, int] = ("neutral", 1)
     long_term_memory: bool = False
     flags: CharacterFlags = CharacterFlags()
+    profile: str = ""  # a server profile for this character's sessions (bridge.emulator.profiles); "": the run's
     actions: tuple[ActionRule, ...] = ()
     emotions: tuple[EmotionRule, ...] = ()
     triggers: tuple[NarrativeTrigger, ...] = ()
@@ -166,6 +168,8 @@ def _character(raw: Any, index: int) -> Character:
         raise RosterError(f"{where}: flags.server_response must be 'flat', 'wrapped' or 'both'")
     if character.flags.bot_ready not in ("join", "client-ready", "both"):
         raise RosterError(f"{where}: flags.bot_ready must be 'join', 'client-ready' or 'both'")
+    if character.profile and character.profile not in PROFILES:
+        raise RosterError(f"{where}: profile must be one of {', '.join(PROFILES)}")
     if not character.fallbacks:
         raise RosterError(f"{where}: fallbacks must not be empty")
     return character

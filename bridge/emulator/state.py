@@ -12,7 +12,9 @@ from bridge.emulator.brain import ConversationStore
 from bridge.emulator.config import EmulatorConfig
 from bridge.emulator.faults import FaultInjector
 from bridge.emulator.live_sessions import LiveSessionRegistry, RoomProvider
+from bridge.emulator.profiles import ProfileSelection
 from bridge.emulator.roster import Roster
+from bridge.emulator.stt import SpeechRecognizer
 from bridge.emulator.tokens import LiveKitCredentials
 from bridge.emulator.voice import Synthesizer
 
@@ -51,5 +53,8 @@ SYNTH = web.AppKey("convai_emulator_synth", Synthesizer)
 STATS = web.AppKey("convai_emulator_stats", RequestStats)
 ADDRESS = web.AppKey("convai_emulator_address", BoundAddress)
 LIVEKIT = web.AppKey("convai_emulator_livekit", LiveKitCredentials)
+PROFILES = web.AppKey("convai_emulator_profiles", ProfileSelection)
+# None when pocketsphinx is not installed (voice turns are then transcribed as measurements)
+STT = web.AppKey("convai_emulator_stt", SpeechRecognizer | None)
 # request-scoped: set by the fault middleware; streaming handlers stop after this many events
 DROP_STREAM_AFTER = web.RequestKey("convai_emulator_drop_stream_after", int)

@@ -37,6 +37,29 @@ class BotText:
 
 
 @dataclass(frozen=True)
+class Word:
+    text: str
+    start_ms: int | None = None  # from the start of the reply's audio, when the server says
+    end_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Subtitle:
+    """Text as it is spoken (word- or sentence-timed), for on-screen subtitles."""
+
+    text: str
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReplyPhase:
+    """The bot's LLM or TTS stage of a reply started or stopped (turn-end inference needs them)."""
+
+    stage: str  # llm | tts
+    started: bool
+
+
+@dataclass(frozen=True)
 class BotReply:
     text: str
 
@@ -135,6 +158,7 @@ class ServerAck:
     ok: bool
     message: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None  # the id of the request it answers, when the server echoes it
 
 
 @dataclass(frozen=True)
@@ -160,6 +184,7 @@ class StateChange:
     attempt: int | None = None
     reason: str | None = None
     character_session_id: str | None = None
+    resumed: bool | None = None  # on resumed: whether the conversation (character session) was kept
 
 
 @dataclass(frozen=True)
@@ -175,6 +200,8 @@ Event = (
     | TurnStart
     | UserTranscript
     | BotText
+    | Subtitle
+    | ReplyPhase
     | BotReply
     | BotSpeaking
     | BotAudio

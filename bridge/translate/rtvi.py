@@ -5,6 +5,10 @@ RTVI, `server-message`-wrapped Convai events, flat `server-response`), drops the
 message that arrives in two shapes, reads both `action-response` formats, and passes unknown types
 through as `Passthrough` so nothing is dropped silently. Types it ignores on purpose are listed in
 IGNORED with the reason.
+
+It also knows the other direction: which peer a `bot-ready` describes (Convai's router, or a stock
+pipecat/RTVI bot that only speaks standard RTVI), the client message each engine request becomes for
+that peer (`outbound`), and so which capabilities a session really has (`capabilities_for`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ import binascii
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bridge.audio.wav import decode_wav
 from bridge.translate import events as ev
+from bridge.translate.blendshape_names import INDEX as BLENDSHAPE_INDEX
 from bridge.translate.rest import parse_actions
 
 VISEME_FPS = 100  # Convai sends one viseme frame per message; clients (UE) play them at 100 fps
@@ -31,18 +37,14 @@ IGNORED = {
     "user-stopped-speaking": "the utterance end is implied by the final transcript",
     "vad-stt-stopped": "as user-stopped-speaking",
     "vad-user-stopped-speaking": "as user-stopped-speaking",
-    "bot-llm-started": "bot_text chunks carry the content",
-    "bot-llm-stopped": "bot_reply is sent at turn end",
-    "bot-tts-started": "bot_started_speaking marks the audio",
-    "bot-tts-stopped": "bot_stopped_speaking marks the audio",
-    "bot-tts-text": "word-level duplicate of bot_text",
-    "bot-transcription": "sentence-level duplicate of bot_text",
-    "bot-output": "duplicate of bot_text (RTVI 1.x/2.x aggregation)",
     "user-llm-text": "duplicate of the final user transcript",
     "user-audio-level": "per-frame level, too chatty to forward",
     "bot-audio-level": "per-frame level, too chatty to forward",
     "bot-tts-audio": "audio arrives on the media track",
     "reset-idle-timer": "acknowledged by server-response",
+    "llm-raw-text": "RTVI 2.2 copy of bot-llm-text, only sent to 2.2 clients",
+    "tts-raw-text": "RTVI 2.2 copy of bot-tts-text, only sent to 2.2 clients",
+    "stt-raw-text": "RTVI 2.2 copy of the user transcript, only sent to 2.2 clients",
 }
 
 # Types that may arrive both top-level and wrapped: the copy in the other shape within the window is dropped.
@@ -59,6 +61,122 @@ DEDUPED = {
     "user-started-speaking",
 }
 DEDUP_WINDOW_S = 0.5
+# Ids of Convai's bot-ready `about` (multi-character docs, the emulator); a stock pipecat bot sends
+# {library: "pipecat-ai", library_version} and, from RTVI 2.2, top-level `capabilities`.
+CONVAI_ABOUT_KEYS = ("character_session_id", "character_id", "room_session_id", "membership_id")
+# Engine request → (Convai client message type, capability the session advertises for it).
+CONVAI_REQUESTS = {
+    "text": "user_text_message",
+    "trigger": "trigger-message",
+    "end_of_utterance": "force-user-stopped-speaking",
+    "interrupt": "interrupt-bot",
+    "context_update": "context-update",
+    "dynamic_info": "update-dynamic-info",
+    "scene_update": "update-scene-metadata",
+    "template_keys": "update-template-keys",
+    "tts_toggle": "tts-toggle",
+    "stt_toggle": "stt-toggle",
+    "reset_idle_timer": "reset-idle-timer",
+}
+CAPABILITY_OF = {
+    "trigger": "triggers",
+    "context_update": "context",
+    "dynamic_info": "context",
+    "scene_update": "context",
+    "template_keys": "context",
+    "tts_toggle": "tts_toggle",
+    "stt_toggle": "stt_toggle",
+    "interrupt": "interrupt",
+}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What answered `client-ready`: Convai's router (`convai`) or a standard RTVI bot (`rtvi`)."""
+
+    dialect: str = "convai"
+    version: str | None = None
+    library: str | None = None
+    capabilities: dict[str, Any] = field(default_factory=dict)  # RTVI 2.2 bot-ready capabilities
+
+
+def peer_from_bot_ready(message: dict[str, Any], convai_seen: bool) -> Peer:
+    """Classify the peer from its bot-ready (and whether a Convai-only event such as interaction-created came)."""
+    data = message.get("data") if isinstance(message.get("data"), dict) else {}
+    about = data.get("about") if isinstance(data.get("about"), dict) else {}
+    caps = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
+    version = data.get("version") if isinstance(data.get("version"), str) else None
+    library = about.get("library") if isinstance(about.get("library"), str) else None
+    convai = convai_seen or any(about.get(k) for k in CONVAI_ABOUT_KEYS)
+    return Peer("convai" if convai else "rtvi", version, library, caps)
+
+
+def capabilities_for(peer: Peer, full: tuple[str, ...]) -> tuple[str, ...]:
+    """The backend's capabilities that this peer really serves (RTVI 2.2 bots say what media they take)."""
+    if peer.dialect == "convai":
+        return full
+    keep = {"audio_in", "audio_out", "text_stream", "lipsync", "interrupt"}  # interrupt: the daemon cuts locally
+    for media in ("audio_in", "audio_out"):
+        if peer.capabilities and not peer.capabilities.get(media, True):
+            keep.discard(media)
+    if "audio_out" not in keep:
+        keep.discard("lipsync")
+    return tuple(c for c in full if c in keep)
+
+
+def outbound(peer: Peer, request: str, args: dict[str, Any]) -> tuple[str, Any] | None:
+    """(message type, data) for an engine request on this peer; None when the peer has no such message.
+
+    Shapes follow what Convai's own clients send: text as Unity/UE do (`message_id` echoes the id),
+    a trigger with only the fields that are set (web SDK), scene metadata as a bare array (newest Unity
+    and the UE plugin; older Unity sent {metadata: [...]}, the docs {scene_metadata: [...]}).
+    """
+    if peer.dialect != "convai":
+        if request == "text":
+            options = {"run_immediately": True, "audio_response": bool(args.get("voice", True))}
+            return "send-text", {"content": args["text"], "options": options}
+        return None
+    kind = CONVAI_REQUESTS.get(request)
+    if kind is None:
+        return None
+    if request == "text":
+        data: Any = {"text": args["text"]}
+        if args.get("message_id"):
+            data["message_id"] = args["message_id"]
+    elif request == "trigger":
+        data = {}
+        if args.get("name"):
+            data["trigger_name"] = args["name"]
+        if args.get("message"):
+            data["trigger_message"] = args["message"]
+    elif request == "dynamic_info":
+        data = {"dynamic_info": args["info"]}
+    elif request == "scene_update":
+        data = list(args["scene"])
+    elif request == "template_keys":
+        data = {"template_keys": args["keys"]}
+    elif request == "tts_toggle":
+        data = {"enabled": bool(args["enabled"])}
+    elif request == "stt_toggle":
+        data = {"muted": bool(args["muted"])}
+    elif request == "context_update":
+        data = dict(args)
+    else:
+        data = {}
+    return kind, data
+
+
+def ack_type(peer: Peer, request: str) -> str | None:
+    """The `event_type` of the Convai server-response answering `request` (None: answered by id only)."""
+    return CONVAI_REQUESTS.get(request) if peer.dialect == "convai" else None
+
+
+def client_ready(version: str, library_version: str) -> tuple[str, dict[str, Any]]:
+    about = {"library": "convai-bridge", "library_version": library_version, "platform": "daemon"}
+    return "client-ready", {"version": version, "about": about}
+
+
+REQUEST_ID = "_request_id"  # payload key for the id a server echoes; not part of deduplication
 
 
 def demux(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -68,12 +186,19 @@ def demux(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "server-message" and isinstance(data, dict) and isinstance(data.get("type"), str):
         payload = {k: v for k, v in data.items() if k not in ("type", "label")}
         return data["type"], payload
+    request_id = message.get("id") if isinstance(message.get("id"), str) and message.get("id") else None
     if kind == "server-response":
-        if isinstance(data, dict) and ("event_type" in data or "status" in data):
-            return "server-response", data
-        return "server-response", {k: v for k, v in message.items() if k not in ("type", "label", "id")}
+        if isinstance(data, dict) and ("event_type" in data or "status" in data or "t" in data):
+            payload = dict(data)
+        else:
+            payload = {k: v for k, v in message.items() if k not in ("type", "label", "id")}
+        if request_id:
+            payload[REQUEST_ID] = request_id
+        return "server-response", payload
     if isinstance(data, dict):
         payload = dict(data)
+        if request_id and kind == "error-response":
+            payload[REQUEST_ID] = request_id
         for key in ("response_id", "was_interrupted", "was_aborted", "error_reason", "epoch", "sequence"):
             if key in message and key not in payload:
                 payload[key] = message[key]
@@ -92,9 +217,18 @@ class RtviTranslator:
         self._last_final: tuple[str, float] | None = None
         self._blend_frames = 0
         self._viseme_frames = 0
+        self._reply_texts: set[str] = set()  # which text streams this reply has used (llm, transcription, output)
+        self._outputs: set[str] = set()
+
+    def _new_reply(self) -> None:
+        """A user turn began or the reply ended: lip-sync clocks and text sources start over."""
+        self._blend_frames = 0
+        self._viseme_frames = 0
+        self._reply_texts.clear()
+        self._outputs.clear()
 
     def _duplicate(self, kind: str, payload: dict[str, Any], wrapped: bool, now: float) -> bool:
-        key = kind + json.dumps(payload, sort_keys=True, default=str)
+        key = kind + json.dumps({k: v for k, v in payload.items() if k != REQUEST_ID}, sort_keys=True, default=str)
         while self._recent and next(iter(self._recent.values()))[0] < now - DEDUP_WINDOW_S:
             self._recent.popitem(last=False)
         seen = self._recent.get(key)
@@ -113,7 +247,10 @@ class RtviTranslator:
             return []
         handler = _HANDLERS.get(kind)
         if handler is not None:
-            return handler(self, p, now)
+            out = handler(self, p, now)
+            if kind in REPLY_BOUNDARIES:
+                self._new_reply()
+            return out
         if kind in IGNORED:
             return []
         return [ev.Passthrough(kind, p or None)]
@@ -138,10 +275,57 @@ class RtviTranslator:
         text = p.get("text")
         return self._final_transcript(text, now) if isinstance(text, str) else []
 
-    def bot_started(self, p: dict[str, Any], now: float) -> list[ev.Event]:
-        self._blend_frames = 0
-        self._viseme_frames = 0
-        return [ev.BotSpeaking(True)]
+    def user_input(self, p: dict[str, Any], now: float) -> list[ev.Event]:
+        """RTVI 1.x/2.x `user-input`: a transcript, or the echo of a `send-text` (answers it by msg_id)."""
+        text = p.get("text")
+        out: list[ev.Event] = []
+        if isinstance(p.get("msg_id"), str):
+            out.append(ev.ServerAck("send-text", True, request_id=p["msg_id"]))
+        if p.get("input_type") == "backchannel" or not isinstance(text, str) or not text:
+            return out
+        if p.get("final", True):
+            return self._final_transcript(text, now) + out
+        return [ev.UserTranscript(text, False), *out]
+
+    def bot_text(self, p: dict[str, Any], now: float, source: str) -> list[ev.Event]:
+        """One reply's text from its first source: bot-llm-text, else bot-transcription, else bot-output.
+
+        Convai sends bot-llm-text and, on voice turns, bot-transcription sentences of the same text;
+        a bot may send only the sentence-level kind (RTVI 2.x bots only bot-output), which must not be lost.
+        """
+        text = p.get("text")
+        if not isinstance(text, str) or not text:
+            return []
+        rank = ("llm", "transcription", "output")
+        if any(s in self._reply_texts for s in rank[: rank.index(source)]):
+            return []
+        if source == "output":
+            key = str(p.get("segment_id") or text)
+            if key in self._outputs:
+                return []
+            self._outputs.add(key)
+        if source != "llm" and "llm" not in self._reply_texts and self._reply_texts - {source}:
+            return []
+        self._reply_texts.add(source)
+        return [ev.BotText(text)]
+
+    def subtitle(self, p: dict[str, Any], now: float) -> list[ev.Event]:
+        """bot-tts-text: the words being spoken now. Word timings are kept when the payload carries them
+        (`words: [{text|word, start_ms|start, end_ms|end}]`, seconds for start/end)."""
+        text = p.get("text")
+        words: list[ev.Word] = []
+        raw = p.get("words")
+        if isinstance(raw, list):
+            for w in raw:
+                if not isinstance(w, dict):
+                    continue
+                word = w.get("text", w.get("word"))
+                if not isinstance(word, str):
+                    continue
+                words.append(ev.Word(word, _ms(w, "start"), _ms(w, "end")))
+        if not isinstance(text, str) or not text:
+            text = " ".join(w.text for w in words)
+        return [ev.Subtitle(text, tuple(words))] if text else []
 
     def actions(self, p: dict[str, Any], now: float) -> list[ev.Event]:
         raw = p.get("actions")
@@ -171,21 +355,44 @@ class RtviTranslator:
         return [ev.Visemes(weights, seconds)]
 
     def blendshapes(self, p: dict[str, Any], now: float) -> list[ev.Event]:
+        """NeuroSync frames, indexed within the reply: the payload's `start_frame_index` when present
+        (Unity reads it), else a count of the reply's frames so far, restarted when `sequence` is 0.
+        Frames are float lists or named objects ({"JawOpen": 0.4, ...}, which Unity also accepts)."""
         raw = p.get("blendshapes")
+        if isinstance(raw, dict) or (isinstance(raw, list) and raw and not isinstance(raw[0], list | dict)):
+            raw = [raw]
         if not isinstance(raw, list) or not raw:
             return []
-        frames = raw if isinstance(raw[0], list) else [raw]
-        frames = [[float(x) for x in f] for f in frames if isinstance(f, list) and f]
+        fmt = p.get("format") if p.get("format") in ("arkit", "mha") else None
+        if fmt is None:
+            first_raw = raw[0]
+            size = len(first_raw) if isinstance(first_raw, list | dict) else 0
+            named_arkit = isinstance(first_raw, dict) and any(k in BLENDSHAPE_INDEX["arkit"] for k in first_raw)
+            fmt = "arkit" if named_arkit or (isinstance(first_raw, list) and size < 100) else "mha"
+        frames: list[list[float]] = []
+        for f in raw:
+            try:
+                if isinstance(f, list) and f:
+                    frames.append([float(x) for x in f])
+                elif isinstance(f, dict) and f:
+                    frames.append(_named_frame(f, fmt))
+            except (TypeError, ValueError):
+                continue
         if not frames:
             return []
-        fmt = p.get("format") if p.get("format") in ("arkit", "mha") else ("arkit" if len(frames[0]) < 100 else "mha")
-        first = self._blend_frames
-        self._blend_frames += len(frames)
-        return [ev.Blendshapes(frames, fmt, self.blendshape_fps, first)]
+        fps = _positive_int(p.get("fps")) or self.blendshape_fps
+        if p.get("sequence") == 0:
+            self._blend_frames = 0
+        start = p.get("start_frame_index")
+        first = start if isinstance(start, int) and start >= 0 else self._blend_frames
+        self._blend_frames = first + len(frames)
+        self._blend_fps = fps
+        return [ev.Blendshapes(frames, fmt, fps, first)]
 
     def blend_cancel(self, p: dict[str, Any], now: float) -> list[ev.Event]:
         index = p.get("valid_through_frame_index")
-        return [ev.LipsyncCancel(index if isinstance(index, int) else None, self.blendshape_fps)]
+        fps = _positive_int(p.get("fps")) or getattr(self, "_blend_fps", self.blendshape_fps)
+        return [ev.LipsyncCancel(index if isinstance(index, int) else None, fps)]
 
     def turn_completed(self, p: dict[str, Any], now: float) -> list[ev.Event]:
         reason = p.get("error_reason")
@@ -215,25 +422,31 @@ class RtviTranslator:
         return [ev.BotAudio(np.frombuffer(raw, dtype="<i2").copy(), rate, channels)]
 
     def server_response(self, p: dict[str, Any], now: float) -> list[ev.Event]:
-        if "t" in p and "event_type" not in p:  # standard RTVI server-response {t, d}
-            return [ev.Passthrough("server-response", p)]
+        request_id = p.get(REQUEST_ID)
+        if "t" in p and "event_type" not in p:  # standard RTVI server-response {t, d} to a client-message
+            d = p.get("d")
+            if isinstance(d, dict) and "event_type" in d:  # Convai's ack carried inside (WebSocket transport)
+                return self.server_response({**d, REQUEST_ID: request_id}, now)
+            return [ev.ServerAck(str(p.get("t")), True, None, d if isinstance(d, dict) else {"d": d}, request_id)]
         status = str(p.get("status", "success"))
         extras = p.get("extras") if isinstance(p.get("extras"), dict) else {}
         message = p.get("message") if isinstance(p.get("message"), str) else None
-        return [ev.ServerAck(str(p.get("event_type", "")), status != "error", message, extras)]
+        return [ev.ServerAck(str(p.get("event_type", "")), status != "error", message, extras, request_id)]
 
     def error(self, p: dict[str, Any], now: float) -> list[ev.Event]:
+        """RTVI `error {error, fatal}`: fatal only when the server says so (Unity treats a missing flag as
+        non-fatal; pipecat always sets it)."""
         text = p.get("error") or p.get("message") or "character service error"
-        fatal = p.get("fatal")
-        return [ev.BackendError("convai_error", str(text), fatal=True if fatal is None else bool(fatal))]
+        return [ev.BackendError("convai_error", str(text), fatal=p.get("fatal") is True)]
 
     def error_response(self, p: dict[str, Any], now: float) -> list[ev.Event]:
+        """`error-response {error}` answers one request (same id). "Unsupported type <t>" marks a request the
+        peer's RTVI processor does not know: noise on Convai, whose router still serves the type
+        (convai-apis.md §5), but a refusal from a stock RTVI bot; the backend tells the two apart."""
         text = str(p.get("error") or "request refused")
-        if text.startswith("Unsupported type"):
-            # pipecat's RTVI processor answers Convai's own message types this way while Convai's router
-            # handles them: not an error for the engine (convai-apis.md §5).
-            return []
-        return [ev.ServerAck("error-response", False, text)]
+        request_id = p.get(REQUEST_ID)
+        extras = {"unsupported": True} if text.startswith("Unsupported type") else {}
+        return [ev.ServerAck("error-response", False, text, extras, request_id)]
 
     def usage_limit(self, p: dict[str, Any], now: float) -> list[ev.Event]:
         message = str(p.get("message") or f"usage limit reached ({p.get('quota_type', 'quota')})")
@@ -246,12 +459,32 @@ class RtviTranslator:
         return [ev.Metrics("custom", p)]
 
 
-def _text(cls: type) -> Any:
-    def handler(self: RtviTranslator, p: dict[str, Any], now: float) -> list[ev.Event]:
-        text = p.get("text")
-        return [cls(text)] if isinstance(text, str) and text else []
+def _ms(w: dict[str, Any], key: str) -> int | None:
+    value = w.get(f"{key}_ms")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    value = w.get(key, w.get(f"{key}_time"))
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(round(value * 1000))
+    return None
 
-    return handler
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return int(round(value))
+    return None
+
+
+def _named_frame(frame: dict[str, Any], fmt: str) -> list[float]:
+    index = BLENDSHAPE_INDEX[fmt]
+    out = [0.0] * len(index)
+    for name, value in frame.items():
+        i = index.get(name)
+        if i is None:
+            i = index.get(name[:1].upper() + name[1:]) if isinstance(name, str) and name else None
+        if i is not None:
+            out[i] = float(value)
+    return out
 
 
 _HANDLERS: dict[str, Any] = {
@@ -260,8 +493,16 @@ _HANDLERS: dict[str, Any] = {
     "vad-stt-started": lambda self, p, now: [ev.TurnStart("voice")],
     "user-transcription": RtviTranslator.user_transcription,
     "final-user-transcription": RtviTranslator.final_user_transcription,
-    "bot-llm-text": _text(ev.BotText),
-    "bot-started-speaking": RtviTranslator.bot_started,
+    "user-input": RtviTranslator.user_input,
+    "bot-llm-text": lambda self, p, now: self.bot_text(p, now, "llm"),
+    "bot-transcription": lambda self, p, now: self.bot_text(p, now, "transcription"),
+    "bot-output": lambda self, p, now: self.bot_text(p, now, "output"),
+    "bot-tts-text": RtviTranslator.subtitle,
+    "bot-llm-started": lambda self, p, now: [ev.ReplyPhase("llm", True)],
+    "bot-llm-stopped": lambda self, p, now: [ev.ReplyPhase("llm", False)],
+    "bot-tts-started": lambda self, p, now: [ev.ReplyPhase("tts", True)],
+    "bot-tts-stopped": lambda self, p, now: [ev.ReplyPhase("tts", False)],
+    "bot-started-speaking": lambda self, p, now: [ev.BotSpeaking(True)],
     "bot-stopped-speaking": lambda self, p, now: [ev.BotSpeaking(False)],
     "action-response": RtviTranslator.actions,
     "bot-emotion": RtviTranslator.emotion,
@@ -304,4 +545,14 @@ _HANDLERS: dict[str, Any] = {
     "interaction-created": lambda self, p, now: (
         [ev.Ready(p["character_session_id"])] if isinstance(p.get("character_session_id"), str) else []
     ),
+}
+
+# Types after which the next bot output belongs to a new reply (lip-sync frame counters, text sources).
+REPLY_BOUNDARIES = {
+    "user-started-speaking",
+    "vad-user-started-speaking",
+    "vad-stt-started",
+    "final-user-transcription",
+    "bot-turn-completed",
+    "bot-interrupted",
 }

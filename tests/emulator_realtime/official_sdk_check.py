@@ -59,7 +59,7 @@ async def until(predicate: Any, timeout: float) -> bool:
 async def run_mode(mode: str) -> dict[str, Any]:
     from livekit import rtc
 
-    settings = RealtimeSettings(single_pc=mode != "fallback")
+    settings = RealtimeSettings(single_pc=mode != "fallback")  # "noisy": single PC, a live quiet mic
     result: dict[str, Any] = {"mode": mode}
     async with Emulator(EmulatorConfig(), [realtime_extension(settings)]) as emu:
         async with aiohttp.ClientSession() as http:
@@ -103,13 +103,24 @@ async def run_mode(mode: str) -> dict[str, Any]:
         await room.local_participant.publish_track(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
         speech = synthesize("Hello there, blacksmith. How are you?", VoiceSpec(), 48000)
-        pcm = np.concatenate([speech, np.zeros(48000, np.int16)])
-        for start in range(0, len(pcm) - 480, 480):
-            frame = rtc.AudioFrame(pcm[start:start + 480].tobytes(), 48000, 1, 480)
-            await source.capture_frame(frame)
-        result["vad_heard"] = await until(lambda: "final-user-transcription" in types(), 8)
+        if mode == "noisy":
+            # a live, quiet microphone: steady low noise all the time (about -39 dBFS, above the old fixed
+            # -42 dBFS gate), speech mixed into it; the bot must hear the speech and nothing else
+            mic = NoisyMic(source)
+            tasks.append(asyncio.ensure_future(mic.run()))
+            await asyncio.sleep(3.0)  # the VAD learns the room
+            calibrated = len(messages)
+            mic.say(synthesize("Hello there blacksmith, how are you today?", VoiceSpec(), 48000))
+            result["vad_heard"] = await until(lambda: "final-user-transcription" in types(), 12)
+        else:
+            pcm = np.concatenate([speech, np.zeros(48000, np.int16)])
+            for start in range(0, len(pcm) - 480, 480):
+                frame = rtc.AudioFrame(pcm[start:start + 480].tobytes(), 48000, 1, 480)
+                await source.capture_frame(frame)
+            result["vad_heard"] = await until(lambda: "final-user-transcription" in types(), 8)
         result["mic_frames_at_server"] = sum(p.mic_frames for p in emu.app[REALTIME].signalling.participants)
         await until(lambda: "bot-turn-completed" in types(), 10)
+        spoken_done = len(messages)  # from here on the mic carries only the room (noisy mode)
 
         # data from the client: a text turn, acked, answered with audible speech
         n_done = types().count("bot-turn-completed")
@@ -126,6 +137,14 @@ async def run_mode(mode: str) -> dict[str, Any]:
             spectrum = np.abs(np.fft.rfft(speech_out.astype(np.float64)))
             spectrum[:3] = 0
             result["dominant_hz"] = round(float(np.argmax(spectrum) * 48000 / max(1, len(speech_out))), 1)
+        if mode == "noisy":
+            result["onsets_during_speech"] = [event_type(m) for _, m, _ in messages[calibrated:spoken_done]].count(
+                "vad-stt-started")
+            after = [event_type(m) for _, m, _ in messages[spoken_done:]]
+            result["onsets_from_noise"] = after.count("vad-stt-started")
+            result["bot_interrupted_by_noise"] = after.count("bot-interrupted")
+            completed = [m for _, m, _ in messages[spoken_done:] if event_type(m) == "bot-turn-completed"]
+            result["turns_interrupted"] = sum(bool((m.get("data") or {}).get("was_interrupted")) for m in completed)
         result["audio_frames"] = len(frames)
         result["data_messages"] = len(messages)
         await room.disconnect()
@@ -134,7 +153,43 @@ async def run_mode(mode: str) -> dict[str, Any]:
     return result
 
 
+class NoisyMic:
+    """Captures 10 ms frames in real time: steady noise, plus whatever speech is queued, mixed in."""
+
+    def __init__(self, source: Any, noise_rms: float = 350.0) -> None:
+        self.source = source
+        self.rng = np.random.default_rng(7)
+        self.noise_rms = noise_rms
+        self.queued = np.zeros(0, np.int16)
+
+    def say(self, pcm: np.ndarray) -> None:
+        self.queued = np.concatenate([self.queued, pcm.astype(np.int16)])
+
+    async def run(self) -> None:
+        from livekit import rtc
+
+        start = time.monotonic()
+        n = 0
+        while True:
+            frame = self.rng.normal(0.0, self.noise_rms, 480)
+            if self.queued.size:
+                part, self.queued = self.queued[:480], self.queued[480:]
+                frame[: part.size] += part
+            pcm = np.clip(frame, -32768, 32767).astype(np.int16)
+            await self.source.capture_frame(rtc.AudioFrame(pcm.tobytes(), 48000, 1, 480))
+            n += 1
+            delay = start + n * 0.01 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+
 def ok(result: dict[str, Any]) -> bool:
+    if result.get("mode") == "noisy" and not (
+        result.get("onsets_during_speech", 0) >= 1  # the speech was heard as speech
+        and result.get("onsets_from_noise") == 0  # and the room never (3 s learning it, then the whole text turn)
+        and result.get("bot_interrupted_by_noise") == 0 and result.get("turns_interrupted") == 0
+    ):
+        return False
     return bool(
         result.get("bot_ready") and result.get("data_sender_is_bot")
         and result.get("subscribed_track") == result.get("bot_track_sid")

@@ -105,7 +105,7 @@ async def test_offer_answer_text_turn_and_audio(emulator: Emulator) -> None:
         client.mic.say(synthesize("Good morning to you, smith.", VoiceSpec(), 48000))
         await client.wait(lambda: client.types().count("final-user-transcription") >= 2, 15, "voice")
         voice = [m for _, m in client.messages if isinstance(m, dict) and event_type(m) == "final-user-transcription"]
-        assert voice[-1]["data"]["text"].startswith("(voice input, ")
+        assert voice[-1]["data"]["text"].strip()  # recognised words, or the placeholder without pocketsphinx
     finally:
         await client.close()
 

@@ -145,8 +145,8 @@ async def test_voice_turn_over_the_microphone(emulator: Emulator) -> None:
         await client.wait_type("user-started-speaking", 10)
         await client.wait_type("final-user-transcription", 10)
         final = client.find("final-user-transcription")[0].message["data"]["text"]
-        assert final.startswith("(voice input, ") and final.endswith(" seconds)")
-        seconds = float(final.split(", ")[1].split(" ")[0])
+        assert final.strip()  # recognised words (pocketsphinx) or the measured placeholder without it
+        seconds = client.find("vad-stt-stopped")[0].message["data"]["audio_duration_ms"] / 1000
         assert 1.2 <= seconds <= 4.0
         await client.wait_type("bot-llm-stopped", 20)
         types = client.types()

@@ -3,7 +3,9 @@
 libwebrtc ignores loopback, so the check runs in a private network namespace (``unshare -n``) with
 a veth pair carrying 127.0.0.2/32; see ``official_sdk_check.py``. Modes: ``single`` is the SDK
 default (single PC on ``/rtc/v1``); ``fallback`` serves 404 on ``/rtc/v1`` so the SDK falls back to
-dual-PC ``/rtc``, which is also what ``single_peer_connection=False`` uses.
+dual-PC ``/rtc``, which is also what ``single_peer_connection=False`` uses. ``noisy`` publishes a
+live, quiet microphone (steady low noise all the time): the bot must hear the speech mixed into it,
+nothing else, and must not barge itself off while it talks.
 """
 
 from __future__ import annotations
@@ -40,14 +42,17 @@ def test_official_livekit_sdk_joins_hears_and_is_heard() -> None:
     if reason:
         pytest.skip(reason)
     proc = subprocess.run(
-        ["unshare", "-n", sys.executable, str(SCRIPT), "single", "fallback"],
+        ["unshare", "-n", sys.executable, str(SCRIPT), "single", "fallback", "noisy"],
         capture_output=True, timeout=150, check=False, cwd=SCRIPT.parents[2],
     )
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.startswith("{")]
     report = "\n".join(json.dumps(r) for r in lines) + "\n" + proc.stderr.decode(errors="replace")[-2000:]
-    assert [r["mode"] for r in lines] == ["single", "fallback"], report
+    assert [r["mode"] for r in lines] == ["single", "fallback", "noisy"], report
     for result in lines:
         assert result["ok"], report
         assert result["subscribed_track"] == result["bot_track_sid"], report
         assert result["mic_frames_at_server"] > 20 and result["vad_heard"], report
+    noisy = lines[2]
+    assert noisy["onsets_during_speech"] >= 1 and noisy["onsets_from_noise"] == 0, report  # speech yes, room no
+    assert noisy["bot_interrupted_by_noise"] == 0 and noisy["turns_interrupted"] == 0, report
     assert proc.returncode == 0, report

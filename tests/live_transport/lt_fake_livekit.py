@@ -5,7 +5,10 @@ Speaks the signalling subset in the reference (v0 dual-PC ``/rtc``, v1 single-PC
 Opus track, answers RTVI ``client-ready`` with ``bot-ready`` and echoes every other message inside a
 ``server-message``. Candidates are trickled separately from the SDP, as the real server does.
 Fault switches (set on the server object between tests): ``no_pong``, ``refuse_join``,
-``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``).
+``silent`` (never join), ``early_trickle``, ``v1`` (False → 404 on ``/rtc/v1``), ``resume``
+(a dropped signalling socket keeps the participant's peer connections for ``resume_window_s`` and
+``reconnect=1&sid=`` resumes it with a ``reconnect`` answer; otherwise such a request gets a leave),
+``ice_restart_on_resume`` (then re-offer the subscriber with new ICE credentials, as LiveKit does).
 ``drop_socket()`` / ``send_leave()`` act on live sessions.
 
 Run standalone (for benchmarks): ``python -m tests.live_transport.lt_fake_livekit --port-file PATH``.
@@ -20,6 +23,7 @@ import collections
 import contextlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +98,10 @@ class FakeSession:
         self.tasks: list[asyncio.Task[Any]] = []
         self.tone = ToneTrack(server.tone_hz, track_id=BOT_TRACK_SID)
         self.request_transport: asyncio.BaseTransport | None = None
+        self.resumes = 0
+        self.sync_states: list[rtc.SyncState] = []
+        self.ws_ended = asyncio.Event()
+        self.resumed = asyncio.Event()
 
     async def send(self, response: rtc.SignalResponse) -> None:
         if not self.ws.closed:
@@ -138,11 +146,35 @@ class FakeSession:
         if not self.single:
             await self.offer_subscriber()
         try:
-            async for msg in self.ws:
-                if msg.type.name == "BINARY":
-                    await self.handle(rtc.SignalRequest.FromString(msg.data))
+            while True:
+                async for msg in self.ws:
+                    if msg.type.name == "BINARY":
+                        await self.handle(rtc.SignalRequest.FromString(msg.data))
+                self.ws_ended.set()
+                if not self.server.resume or self.left.is_set():
+                    break
+                self.resumed.clear()
+                try:  # keep the peer connections a while: the client may resume the signalling
+                    await asyncio.wait_for(self.resumed.wait(), self.server.resume_window_s)
+                except TimeoutError:
+                    break
         finally:
+            self.ws_ended.set()
             await self.cleanup()
+
+    async def resume_on(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
+        """A ``reconnect=1`` socket for this participant: answer ``reconnect`` and read it from run()."""
+        self.ws, self.request_transport = ws, transport
+        self.ws_ended = asyncio.Event()
+        self.resumes += 1
+        await self.send(rtc.SignalResponse(reconnect=rtc.ReconnectResponse()))
+        self.resumed.set()
+        if self.server.ice_restart_on_resume and self.sub is not None and self.sub.localDescription is not None:
+            # as LiveKit's ResumeParticipant does: a subscriber re-offer with new ICE credentials
+            sdp = re.sub(r"a=ice-ufrag:\S+", "a=ice-ufrag:rstr", self.sub.localDescription.sdp)
+            sdp = re.sub(r"a=ice-pwd:\S+", "a=ice-pwd:restartedpassword0123456789", sdp)
+            await self.send(rtc.SignalResponse(offer=rtc.SessionDescription(type="offer", sdp=sdp, id=2)))
+        await self.ws_ended.wait()
 
     async def trickle(self, inits: list[str], target: int) -> None:
         for init in inits:
@@ -211,6 +243,8 @@ class FakeSession:
         elif kind == "leave":
             self.left.set()
             await self.ws.close()
+        elif kind == "sync_state":
+            self.sync_states.append(req.sync_state)
 
     async def answer_publisher(self, offer: rtc.SessionDescription) -> None:
         if self.pub is None:
@@ -304,6 +338,10 @@ class FakeLiveKit:
         self.refuse_join = False
         self.silent = False
         self.early_trickle = False
+        self.resume = False
+        self.ice_restart_on_resume = False
+        self.resume_window_s = 5.0
+        self.reconnect_requests: list[dict[str, str]] = []
         self.sessions: list[FakeSession] = []
         self.paths: list[str] = []
         self.auth_seen: list[str] = []
@@ -346,16 +384,31 @@ class FakeLiveKit:
         if not self.v1:
             return web.Response(status=404, text="404: Not Found")
         wrapped = rtc.WrappedJoinRequest.FromString(base64.urlsafe_b64decode(request.query["join_request"] + "=="))
-        rtc.JoinRequest.FromString(wrapped.join_request)  # must parse
-        return await self._rtc(request, single=True)
+        join = rtc.JoinRequest.FromString(wrapped.join_request)  # must parse
+        resume = {"reconnect": "1", "sid": join.participant_sid} if join.reconnect else None
+        return await self._rtc(request, single=True, resume=resume)
 
-    async def _rtc(self, request: web.Request, *, single: bool) -> web.StreamResponse:
+    async def _rtc(
+        self, request: web.Request, *, single: bool, resume: dict[str, str] | None = None
+    ) -> web.StreamResponse:
         self.paths.append(request.path)
         identity = self._identity(request)
         if identity is None:
             return web.Response(status=401, text="invalid token")
         ws = web.WebSocketResponse(max_msg_size=0)
         await ws.prepare(request)
+        resume = resume or (dict(request.query) if request.query.get("reconnect") == "1" else None)
+        if resume is not None:
+            self.reconnect_requests.append(resume)
+            known = [s for s in self.sessions if s.sid == resume.get("sid") and not s.left.is_set()]
+            if self.resume and known and known[0].ws.closed:
+                await known[0].resume_on(ws, request.transport)
+            else:
+                leave = rtc.LeaveRequest(reason=models.DisconnectReason.STATE_MISMATCH,
+                                         action=rtc.LeaveRequest.Action.RECONNECT)
+                await ws.send_bytes(rtc.SignalResponse(leave=leave).SerializeToString())
+                await ws.close()
+            return ws
         session = FakeSession(self, ws, identity, single)
         session.request_transport = request.transport
         self.sessions.append(session)

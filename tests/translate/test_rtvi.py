@@ -87,9 +87,14 @@ def test_demux_three_envelopes() -> None:
         ),
         (wrapped("blendshape-turn-stats", stats={"fps": 60}), [ev.Metrics("blendshape_stats", {"fps": 60})]),
         (top("error", {"error": "boom", "fatal": False}), [ev.BackendError("convai_error", "boom", fatal=False)]),
-        (top("error", {"error": "boom"}), [ev.BackendError("convai_error", "boom", fatal=True)]),
+        # Unity 4.x: an RTVI error without `fatal` is not fatal (convai-apis.md §19).
+        (top("error", {"error": "boom"}), [ev.BackendError("convai_error", "boom", fatal=False)]),
+        (top("error", {"error": "boom", "fatal": True}), [ev.BackendError("convai_error", "boom", fatal=True)]),
         (top("error-response", {"error": "bad request"}), [ev.ServerAck("error-response", False, "bad request")]),
-        (top("error-response", {"error": "Unsupported type trigger-message"}), []),
+        (
+            top("error-response", {"error": "Unsupported type trigger-message"}) | {"id": "r1"},
+            [ev.ServerAck("error-response", False, "Unsupported type trigger-message", {"unsupported": True}, "r1")],
+        ),
         (wrapped("interaction-created", interaction_id="i", character_session_id="cs"), [ev.Ready("cs")]),
         (
             {

@@ -126,3 +126,28 @@ async def disconnect_session(
         raise timeout_error("POST /disconnect", timeout) from None
     except (aiohttp.ClientError, OSError) as exc:
         raise unreachable_error("POST /disconnect", exc) from None
+
+
+NO_SESSION_IDS = ("", "-1")
+_STALE_WORDING = ("character_session_id", "character session", "session id", "session_id", "invalid uuid")
+
+
+def known_session_id(value: str | None) -> str | None:
+    """A character_session_id worth sending: ``"-1"`` and empty mean "no session" (Convai clients' sentinel)."""
+    if value is None or value.strip() in NO_SESSION_IDS:
+        return None
+    return value
+
+
+def is_stale_session(exc: ConvaiHTTPError) -> bool:
+    """Whether ``/connect`` refused the character_session_id itself (unknown, expired or malformed).
+
+    Unity's SDK expects 400 ``Invalid character_session_id`` (also "invalid uuid" / "invalid session
+    id"); the docs list 404 ``session_not_found``. Both mean: start a fresh conversation instead.
+    """
+    if exc.status not in (400, 404):
+        return False
+    if exc.server_code in ("session_not_found", "invalid_character_session_id"):
+        return True
+    text = (exc.message or "").lower()
+    return any(word in text for word in _STALE_WORDING)

@@ -17,10 +17,17 @@ RTVI JSON travels as ``DataPacket{user{payload}}`` on ``_reliable`` with no topi
 topic is accepted inbound. The mic track is announced with ``add_track`` and added as a *send-only*
 transceiver (``addTrack`` would hijack a recvonly section in v1). ICE never uses aiortc's default
 public STUN server; loopback candidates are used automatically when the room URL is a loopback
-address (see :mod:`bridge.backends.live.ice`). aiortc cannot restart ICE, so any failure ends the
-transport and the owner re-joins (see :mod:`bridge.backends.live.transport` for the contract); a
-``leave`` from the server, missing pongs, a dropped socket and the bot participant leaving the room
-all count as the end of the session.
+address (see :mod:`bridge.backends.live.ice`).
+
+**Signal resume.** When only the signalling WebSocket is lost (dropped socket, missing pongs, or a
+server ``leave`` with action ``RESUME``) while the peer connections are still up, the transport
+reconnects the WebSocket as the same participant (``reconnect=1&sid=PA_…``, v1: ``JoinRequest.reconnect``),
+expects the server's ``reconnect`` answer and sends ``sync_state``, reporting ``reconnecting`` then
+``resumed``; media and data keep flowing meanwhile. aiortc cannot restart ICE, so a failed media
+path, or a server offer that restarts ICE (the LiveKit server does so on the subscriber after each
+resume), ends the transport as ``failed`` instead, and the owner re-joins (see :mod:`bridge.backends.live.transport`
+for the contract). ``room_alive`` tells the owner whether re-joining the same room can work: it is
+False after a server ``leave`` (other than resume/reconnect), a refused token or the bot leaving.
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ RELIABLE_LABEL = "_reliable"
 LOSSY_LABEL = "_lossy"
 PUBLISHER = rtc.SignalTarget.PUBLISHER
 SUBSCRIBER = rtc.SignalTarget.SUBSCRIBER
+SIGNAL_RESUME_ATTEMPTS = 3
+SIGNAL_RESUME_TIMEOUT_S = 5.0  # per attempt: WebSocket upgrade plus the server's ``reconnect`` answer
 
 
 def signal_url(room_url: str, path: str) -> str:
@@ -183,6 +192,12 @@ class LiveKitTransport(TransportBase):
         self._rtt_ms = 0
         self.protocol_used: str | None = None
         self.token_refreshes = 0
+        self.signal_resumes = 0
+        self.room_alive = True
+        self._published_tracks: dict[str, models.TrackInfo] = {}
+        self._sub_channels: list[RTCDataChannel] = []
+        self._signal_lost = asyncio.Event()
+        self._lost_reason = ""
 
     # ------------------------------------------------------------------ public API
 
@@ -267,7 +282,7 @@ class LiveKitTransport(TransportBase):
             waits.append(self._sub.connected.wait())
         await self._until(asyncio.gather(*waits))
 
-    async def _open_signal(self, path: str, *, single: bool) -> None:
+    async def _open_signal(self, path: str, *, single: bool, reconnect_reason: int | None = None) -> None:
         assert self._http is not None
         url = signal_url(self._room_url, path)
         params = {
@@ -278,8 +293,10 @@ class LiveKitTransport(TransportBase):
             "protocol": str(PROTOCOL_VERSION),
             "adaptive_stream": "0",
         }
+        if reconnect_reason is not None and self._join is not None:
+            params.update(reconnect="1", sid=self._join.participant.sid, reconnect_reason=str(reconnect_reason))
         if single:
-            params = {"access_token": self._token, "join_request": self._wrapped_join_request()}
+            params = {"access_token": self._token, "join_request": self._wrapped_join_request(reconnect_reason)}
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             self._ws = await self._http.ws_connect(
@@ -292,13 +309,17 @@ class LiveKitTransport(TransportBase):
             message = scrub(f"cannot reach the LiveKit server: {type(exc).__name__}: {exc}", self._secrets)
             raise TransportError("rtc_unreachable", message, True) from None
 
-    def _wrapped_join_request(self) -> str:
+    def _wrapped_join_request(self, reconnect_reason: int | None = None) -> str:
         request = rtc.JoinRequest(
             client_info=models.ClientInfo(
                 sdk=models.ClientInfo.SDK.PYTHON, version=bridge.__version__, protocol=PROTOCOL_VERSION
             ),
             connection_settings=rtc.ConnectionSettings(auto_subscribe=True),
         )
+        if reconnect_reason is not None and self._join is not None:
+            request.reconnect = True
+            request.reconnect_reason = reconnect_reason  # type: ignore[assignment]
+            request.participant_sid = self._join.participant.sid
         wrapped = rtc.WrappedJoinRequest(
             compression=rtc.WrappedJoinRequest.Compression.NONE, join_request=request.SerializeToString()
         )
@@ -360,7 +381,7 @@ class LiveKitTransport(TransportBase):
             sub = _Peer("subscriber", RTCPeerConnection(rtc_configuration(servers, relay_only=self._relay_only)))
             self._sub = sub
             self._watch_pc(sub)
-            sub.pc.on("datachannel", self._watch_channel)
+            sub.pc.on("datachannel", self._on_sub_channel)
             sub.pc.on("track", self._on_track)
 
     def _open_channels(self) -> None:
@@ -391,6 +412,10 @@ class LiveKitTransport(TransportBase):
             elif state == "closed" and not self._closing:
                 self._die("disconnected", f"the {peer.name} connection closed")
 
+    def _on_sub_channel(self, channel: RTCDataChannel) -> None:
+        self._sub_channels.append(channel)
+        self._watch_channel(channel)
+
     def _watch_channel(self, channel: RTCDataChannel) -> None:
         if channel.label not in (RELIABLE_LABEL, LOSSY_LABEL):
             return  # e.g. the real server's "_data_track": not DataPackets
@@ -417,6 +442,7 @@ class LiveKitTransport(TransportBase):
             )
         )
         info = await self._until(waiter)
+        self._published_tracks[cid] = info
         log.debug("mic published as %s", info.sid)
         assert self._pub is not None
         self._pub.pc.addTransceiver(self._mic, direction="sendonly")
@@ -438,24 +464,148 @@ class LiveKitTransport(TransportBase):
     # ------------------------------------------------------------------ signalling loop
 
     async def _read_signal(self) -> None:
-        assert self._ws is not None
-        reason = "the signalling connection closed"
+        """Read signalling until the session ends; a lost socket is resumed in place when possible."""
+        while True:
+            reason, why = await self._read_socket()
+            if self._closing:
+                return
+            if not await self._resume_signal(reason, why):
+                self._die("disconnected", reason)
+                return
+
+    async def _read_socket(self) -> tuple[str, int]:
+        """Handle one WebSocket's messages until it ends or is given up; returns why (text, ReconnectReason)."""
+        ws = self._ws
+        assert ws is not None
+        self._signal_lost.clear()
+        reader = asyncio.ensure_future(self._read_messages(ws))
+        lost = asyncio.ensure_future(self._signal_lost.wait())
         try:
-            async for msg in self._ws:
+            await asyncio.wait({reader, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, lost):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        if self._signal_lost.is_set() or reader.cancelled():
+            return self._lost_reason, models.ReconnectReason.RR_SIGNAL_DISCONNECTED
+        return reader.result(), models.ReconnectReason.RR_SIGNAL_DISCONNECTED
+
+    async def _read_messages(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        try:
+            async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     await self._handle(rtc.SignalResponse.FromString(msg.data))
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     log.debug("ignoring a text signal frame")
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    reason = f"signalling error: {self._ws.exception()}"
-                    break
+                    return f"signalling error: {ws.exception()}"
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("LiveKit signalling failed: %s", scrub(str(exc), self._secrets), exc_info=True)
-            reason = scrub(f"signalling failed: {type(exc).__name__}: {exc}", self._secrets)
-        if not self._closing:
-            self._die("disconnected", reason)
+            return scrub(f"signalling failed: {type(exc).__name__}: {exc}", self._secrets)
+        return "the signalling connection closed"
+
+    def _peers_up(self) -> bool:
+        peers = [p for p in (self._pub, self._sub) if p is not None]
+        return bool(peers) and all(p.pc.connectionState == "connected" for p in peers)
+
+    async def _resume_signal(self, reason: str, why: int) -> bool:
+        """Reconnect the signalling socket as the same participant; False when that cannot work.
+
+        Media and data channels ride on the peer connections, which stay as they are; the server
+        learns the client's state again from ``sync_state`` (as LiveKit's SDKs send it on resume).
+        """
+        if self._join is None or not self.room_alive or not self._peers_up():
+            return False
+        self._call_state("reconnecting", reason)
+        old = self._ws
+        if old is not None and not old.closed:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await old.close()
+        path = "/rtc/v1" if self._single_pc else "/rtc"
+        for attempt in range(SIGNAL_RESUME_ATTEMPTS):
+            if self._closing or not self._peers_up():
+                return False
+            if attempt:
+                await asyncio.sleep(min(2.0, 0.3 * 2**attempt))
+            try:
+                async with asyncio.timeout(SIGNAL_RESUME_TIMEOUT_S):
+                    await self._open_signal(path, single=self._single_pc, reconnect_reason=why)
+                    accepted = await self._first_resume_message()
+            except TimeoutError:
+                log.info("signal resume attempt %d timed out", attempt + 1)
+                continue
+            except TransportError as exc:
+                log.info("signal resume attempt %d failed: %s", attempt + 1, exc.message)
+                if not exc.retryable:
+                    return False
+                continue
+            if not accepted or not self._peers_up():
+                return False
+            await self._send(rtc.SignalRequest(sync_state=self._sync_state()))
+            self._last_pong = time.monotonic()
+            self.signal_resumes += 1
+            log.info("LiveKit signalling resumed (attempt %d)", attempt + 1)
+            self._call_state("resumed", None)
+            return True
+        return False
+
+    async def _first_resume_message(self) -> bool:
+        """The server's first answer on a resumed socket: ``reconnect`` (or any ordinary message) = ok."""
+        assert self._ws is not None
+        msg = await self._ws.receive()
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            raise TransportError("rtc_protocol_error", f"resume answered with {msg.type.name}", True)
+        response = rtc.SignalResponse.FromString(msg.data)
+        kind = response.WhichOneof("message")
+        if kind == "reconnect":
+            return True
+        if kind in ("leave", "join"):  # the server forgot this participant: a resume cannot work
+            log.info("LiveKit refused the signal resume (%s)", kind)
+            self.room_alive = kind == "join" or response.leave.action == rtc.LeaveRequest.Action.RECONNECT
+            return False
+        await self._handle(response)  # older servers just carry on
+        return True
+
+    def _sync_state(self) -> rtc.SyncState:
+        """What the server needs to pick this participant up again after a resume.
+
+        The SDP pair is the subscriber's (server offer, our answer) in dual-PC mode and the
+        publisher's (our offer, server answer) in single-PC mode; auto-subscribe is on, so the
+        subscription lists the exceptions (none). ``datachannel_receive_states`` tells the server
+        the last reliable sequence seen per sender, so nothing is delivered twice.
+        """
+        state = rtc.SyncState(
+            subscription=rtc.UpdateSubscription(track_sids=[], subscribe=False),
+            publish_tracks=[rtc.TrackPublishedResponse(cid=cid, track=info)
+                            for cid, info in self._published_tracks.items()],
+            datachannel_receive_states=[rtc.DataChannelReceiveState(publisher_sid=sid, last_seq=seq)
+                                        for sid, seq in self._seen_seq.items()],
+        )
+        primary = self._sub if self._sub is not None else self._pub
+        if primary is not None:
+            ours, theirs = primary.pc.localDescription, primary.pc.remoteDescription
+            # dual PC: the server offered the subscriber; single PC: we offered the publisher
+            answer, offer = (ours, theirs) if primary is self._sub else (theirs, ours)
+            if answer is not None:
+                state.answer.CopyFrom(rtc.SessionDescription(type="answer", sdp=answer.sdp))
+            if offer is not None:
+                state.offer.CopyFrom(rtc.SessionDescription(type="offer", sdp=offer.sdp))
+        for channel, target in [(self._reliable, PUBLISHER), (self._lossy, PUBLISHER)] + [
+            (c, SUBSCRIBER) for c in self._sub_channels
+        ]:
+            if channel is not None and channel.id is not None:
+                state.data_channels.append(rtc.DataChannelInfo(label=channel.label, id=channel.id, target=target))
+        return state
+
+    def _lose_signal(self, reason: str) -> None:
+        """Give up on the current socket (it looks dead): the reader resumes on a new one."""
+        self._lost_reason = reason
+        self._signal_lost.set()
 
     async def _handle(self, response: rtc.SignalResponse) -> None:
         kind = response.WhichOneof("message")
@@ -486,6 +636,10 @@ class LiveKitTransport(TransportBase):
             leave = response.leave
             reason = models.DisconnectReason.Name(leave.reason)
             action = rtc.LeaveRequest.Action.Name(leave.action)
+            if leave.action == rtc.LeaveRequest.Action.RESUME:
+                self._lose_signal(f"the server asked to resume ({reason})")
+                return
+            self.room_alive = leave.action == rtc.LeaveRequest.Action.RECONNECT
             self._die("disconnected", f"the server ended the session ({reason}, {action})")
         elif kind == "media_sections_requirement" and self._single_pc:
             assert self._pub is not None
@@ -499,8 +653,14 @@ class LiveKitTransport(TransportBase):
         if self._sub is None:
             log.debug("ignoring a server offer in single-PC mode")
             return
-        self._remote_msids.update(media_msids(offer.sdp))
         pc = self._sub.pc
+        current = pc.remoteDescription
+        if current is not None and _ice_ufrags(offer.sdp) - _ice_ufrags(current.sdp):
+            # LiveKit restarts ICE on the subscriber after every resume; aiortc cannot follow (the
+            # old pair would go silent), so the media path counts as failed and the owner re-joins.
+            self._die("failed", "the server restarted ICE on the subscriber connection (aiortc cannot)")
+            return
+        self._remote_msids.update(media_msids(offer.sdp))
         await self._sub.set_remote(offer.sdp, "offer")
         await pc.setLocalDescription(await pc.createAnswer())
         await self._send(
@@ -529,10 +689,12 @@ class LiveKitTransport(TransportBase):
     async def _ping_loop(self, interval: int, timeout: int) -> None:
         while True:
             await asyncio.sleep(min(interval, timeout / 2))
+            if self._signal_lost.is_set():
+                continue  # the reader is resuming the socket
             if time.monotonic() - self._last_pong > timeout:
-                self._die("disconnected", f"no pong from the LiveKit server for {timeout} s")
-                return
-            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._lose_signal(f"no pong from the LiveKit server for {timeout} s")
+                continue
+            with contextlib.suppress(ConnectionError, RuntimeError, TransportError):
                 await self._send(
                     rtc.SignalRequest(ping_req=rtc.Ping(timestamp=int(time.time() * 1000), rtt=self._rtt_ms))
                 )
@@ -547,6 +709,7 @@ class LiveKitTransport(TransportBase):
             bot_left = info.identity == self._bot_identity if self._bot_identity else not self._participants
             if gone is not None and bot_left and self._state == "connected":
                 # Convai's character is a participant: without it the session is over.
+                self.room_alive = False
                 self._die("disconnected", f"the bot left the room ({info.identity})")
             return
         self._participants[info.sid] = info
@@ -646,3 +809,9 @@ class LiveKitTransport(TransportBase):
 
 def _discard_audio(pcm: np.ndarray, sample_rate: int, channels: int) -> None:
     return None
+
+
+def _ice_ufrags(sdp: str) -> set[str]:
+    """The ``a=ice-ufrag`` values of an SDP: new ones in a re-offer mean an ICE restart."""
+    return {line.strip()[len("a=ice-ufrag:") :] for line in sdp.splitlines() if line.strip().startswith("a=ice-ufrag:")}
+

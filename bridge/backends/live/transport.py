@@ -29,6 +29,9 @@ Contract details:
   dropped the signalling socket, pings timed out, the peer said goodbye) or ``"failed"`` (ICE/DTLS
   failed). Neither fires after the owner's own ``close()``. A dead transport is never revived; the
   owner re-joins with a new one (aiortc has no ICE restart).
+* A transport that can repair its signalling in place (LiveKit signal resume) reports
+  ``"reconnecting"`` and then ``"resumed"`` while staying usable (the data channel and media keep
+  flowing); if the repair fails, the terminal ``"disconnected"`` follows as above.
 * ``send_mic`` keeps a bounded queue: when full it drops the oldest frame and counts it in
   ``stats.mic_dropped``; when empty the track sends silence, paced in real time. A frame of the
   wrong type or size raises ``ValueError``. ``clear_mic()`` empties the queue (e.g. on barge-in).

@@ -9,6 +9,7 @@ non-default settings.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -19,10 +20,21 @@ from typing import Any
 from aiohttp import web
 
 from bridge.emulator.live_sessions import LiveSession, RoomGrant
+from bridge.emulator.profiles import ProfileError
 from bridge.emulator.roster import Character
-from bridge.emulator.state import ADDRESS, CONFIG, CONVERSATIONS, LIVE_SESSIONS, LIVEKIT, ROOM_PROVIDER, ROSTER, SYNTH
+from bridge.emulator.state import (
+    ADDRESS,
+    CONFIG,
+    CONVERSATIONS,
+    LIVE_SESSIONS,
+    LIVEKIT,
+    PROFILES,
+    ROOM_PROVIDER,
+    ROSTER,
+    STT,
+    SYNTH,
+)
 
-from . import fastpath
 from .bot import BotConfig, BotSession
 from .characters import ConversationPersona, shapes_for
 from .direct import DirectServer, UnknownCharacter
@@ -74,10 +86,12 @@ class EmulatorRoomProvider:
         base = BotConfig(shapes=shapes_for(session.character), idle_warning_s=settings.idle_warning_s,
                          idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s,
                          viseme_fps=settings.viseme_fps)
-        config = BotConfig.from_connect({**session.request, "session_id": session.session_id}, base)
+        profile = session.profile
+        config = BotConfig.from_connect({**session.request, "session_id": session.session_id},
+                                        base.with_profile(profile)).forced_by(profile)
         return SessionBinding(ConversationPersona(session.conversation, self.app[SYNTH]), config,
                               session_id=session.session_id, bot_identity=session.bot_identity,
-                              bot_name=session.character.name)
+                              bot_name=session.character.name, recognizer=self.app[STT])
 
     async def create_room(self, session: LiveSession) -> RoomGrant:
         room_name = f"convai-{session.session_id}"
@@ -105,11 +119,16 @@ def _default_bindings(app: web.Application, settings: RealtimeSettings
         if character is None:
             raise UnknownCharacter(character_id or "")
         conversation = app[CONVERSATIONS].create(character)
+        try:
+            profile = app[PROFILES].resolve(character.character_id, character.profile, fields)
+        except ProfileError as exc:
+            raise UnknownCharacter(str(exc)) from exc
         base = BotConfig(shapes=shapes_for(character), idle_warning_s=settings.idle_warning_s,
                          idle_remaining_s=settings.idle_remaining_s, llm_chunk_delay_s=settings.llm_chunk_delay_s,
-                         viseme_fps=settings.viseme_fps)
-        return SessionBinding(ConversationPersona(conversation, app[SYNTH]), BotConfig.from_connect(fields, base),
-                              bot_name=character.name)
+                         viseme_fps=settings.viseme_fps).with_profile(profile)
+        config = BotConfig.from_connect(fields, base).forced_by(profile)
+        return SessionBinding(ConversationPersona(conversation, app[SYNTH]), config, bot_name=character.name,
+                              recognizer=app[STT])
 
     return make
 
@@ -139,7 +158,6 @@ def register(app: web.Application) -> None:
 def install(app: web.Application, settings: RealtimeSettings) -> Realtime:
     # A loopback-bound emulator offers only 127.0.0.1 candidates; otherwise loopback is added.
     enable_loopback_candidates(only=_loopback_host(app[CONFIG].host))
-    fastpath.install()
     credentials = app[LIVEKIT]
     tokens = TokenAuthority(credentials.api_key, credentials.api_secret,
                             ttl=datetime.timedelta(seconds=app[CONFIG].token_ttl_s))
@@ -171,4 +189,11 @@ def install(app: web.Application, settings: RealtimeSettings) -> Realtime:
         await rooms.close_all()
 
     app.on_shutdown.append(shutdown)
+
+    async def prewarm_stt(_app: web.Application) -> None:  # load a decoder before the first utterance
+        recognizer = app[STT]
+        if recognizer is not None and app[CONFIG].prewarm_audio:
+            asyncio.get_running_loop().run_in_executor(None, recognizer.prewarm)
+
+    app.on_startup.append(prewarm_stt)
     return realtime

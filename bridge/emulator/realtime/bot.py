@@ -21,12 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from bridge.emulator.profiles import ServerProfile
+from bridge.emulator.stt import SpeechRecognizer
+
 from .clips import SHARED_CLIPS, Clip, ClipCache, ClipOptions, build_clip
+from .listening import Listener
 from .opus import FRAME_SECONDS
 from .persona import Persona, TurnPlan, UpdateResult
 from .playout import Speaker, Utterance
 from .shapes import LABEL, SUPPORTED_TYPES, Envelope, ShapeOptions, dumps
-from .vad import EnergyVad, VadEvent, VadParams
+from .vad import AdaptiveVad, VadEvent, VadParams
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,7 @@ SERVER_RTVI_VERSION = "1.0.0"
 INTERRUPT_DEBOUNCE_S = 0.3
 NEUROSYNC_LEAD_TICKS = 25  # blendshape chunks go out up to 0.5 s ahead of their audio
 PARTIAL_EVERY_S = 0.5
+RECOGNIZED_PARTIAL_EVERY_S = 1.0  # recognised partials re-decode the utterance so far: less often
 
 
 @dataclass
@@ -59,6 +64,12 @@ class BotConfig:
     idle_remaining_s: int = 300
     llm_chunk_delay_s: float = 0.02
     session_id: str = ""
+    # server profile (bridge.emulator.profiles): what the shapes alone cannot say
+    profile_name: str = "current"
+    bot_ready_delay_s: float = 0.0
+    lipsync_first: bool = False
+    blendshape_meta: bool = False
+    named_frames: bool = False
 
     @property
     def neurosync(self) -> bool:
@@ -107,6 +118,18 @@ class BotConfig:
             changes["session_id"] = fields_["session_id"]
         return replace(cfg, **changes)
 
+    def with_profile(self, profile: ServerProfile) -> BotConfig:
+        """The profile's shapes on top of the roster's flags; call before ``from_connect``."""
+        return replace(self, shapes=self.shapes.merged(profile.shapes), profile_name=profile.name,
+                       bot_ready_delay_s=profile.bot_ready_delay_s, lipsync_first=profile.lipsync_first,
+                       blendshape_meta=profile.blendshape_meta, named_frames=profile.named_frames)
+
+    def forced_by(self, profile: ServerProfile) -> BotConfig:
+        """What the profile forces regardless of the request (call after ``from_connect``)."""
+        if profile.blendshape_fps is not None:
+            return replace(self, blendshape_fps=profile.blendshape_fps)
+        return self
+
     def clip_options(self) -> ClipOptions:
         return ClipOptions(
             # "none" is how Convai's web SDK says lip sync is off; the documented default still sends visemes.
@@ -119,6 +142,8 @@ class BotConfig:
             audio_chunk_ms=self.audio_chunk_ms,
             audio_wav_header=self.audio_wav_header,
             audio_rate=self.audio_sample_rate,
+            custom_top=self.shapes.custom_events == "top",
+            named_frames=self.named_frames,
         )
 
 
@@ -137,6 +162,7 @@ class _Turn:
     tts_open: bool = False
     speaking: bool = False
     blendshape_sequence: int = 0
+    blendshape_frames_sent: int = 0
     frames_played: int = 0
     clip: Clip | None = None
     utterance: Utterance | None = None
@@ -156,6 +182,7 @@ class BotSession:
         on_close_request: Callable[[str], Awaitable[None] | None] | None = None,
         clip_cache: ClipCache | None = None,
         participant_identity: str = "",
+        recognizer: SpeechRecognizer | None = None,
     ) -> None:
         self.persona = persona
         self.config = config
@@ -173,12 +200,20 @@ class BotSession:
         self._greeted = False
         self._bot_ready_sent = 0
         self._last_interrupt = 0.0
-        self._vad = EnergyVad(config.vad)
+        self._vad = AdaptiveVad(config.vad)
+        # speech recognition of voice turns (stt.py); None: transcripts are measurements
+        pre_roll = config.vad.pre_roll_ms / 1000 + config.vad.start_secs
+        self._listener = Listener(recognizer, pre_roll) if recognizer is not None else None
+        self._utterance = 0
         self._vad_partial_at = 0.0
         self._last_activity = time.monotonic()
         self._idle_task: asyncio.Task[None] | None = None
         self._idle_warned = False
+        self._warned_at = 0.0
         self._closed = False
+        self._ready_at = 0.0  # monotonic time bot-ready is due (0: not delayed, or already sent)
+        self._ready_task: asyncio.Task[None] | None = None
+        self._ready_waiting: list[tuple[str, str | None]] = []
         self.messages_in = 0
         self.messages_out = 0
 
@@ -202,6 +237,8 @@ class BotSession:
             return
         await self.interrupt(announce=False)
         self._closed = True
+        if self._ready_task is not None:
+            self._ready_task.cancel()
         if self._idle_task is not None:
             self._idle_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -212,11 +249,25 @@ class BotSession:
         if self._greeted:
             return
         self._greeted = True
-        self._emit(Envelope.wrapped("interaction-created", {
+        self._emit(self.env.custom("interaction-created", {
             "interaction_id": self.interaction_id,
             "character_session_id": self.persona.character_session_id,
         }))
-        if self.config.shapes.bot_ready in ("join", "both"):
+        delay = self.config.bot_ready_delay_s
+        if delay > 0:  # websdk / slow_start profiles: the agent is up only later (§19 bot-ready)
+            self._ready_at = time.monotonic() + delay
+            self._ready_task = asyncio.get_running_loop().create_task(self._late_bot_ready(delay), name="bot-ready")
+        elif self.config.shapes.bot_ready in ("join", "both"):
+            self._bot_ready("", None)
+
+    async def _late_bot_ready(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._ready_at = 0.0
+        waiting, self._ready_waiting = self._ready_waiting, []
+        if waiting:  # client-ready arrived meanwhile: answer each with its own id
+            for request_id, version in waiting:
+                self._bot_ready(request_id, version)
+        elif self.config.shapes.bot_ready in ("join", "both"):
             self._bot_ready("", None)
 
     def _bot_ready(self, request_id: str, client_version: str | None) -> None:
@@ -287,9 +338,13 @@ class BotSession:
     def _dispatch(self, type_: str, data: Any, request_id: str | None, *, labelled: bool, wrapper: bool) -> None:
         payload: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
         if type_ == "client-ready":
+            version = payload.get("version")
+            client_version = version if isinstance(version, str) else None
+            if self._ready_at:  # not up yet: answered when the delay is over
+                self._ready_waiting.append((request_id or "", client_version))
+                return
             if self.config.shapes.bot_ready in ("client-ready", "both") or not self._bot_ready_sent:
-                version = payload.get("version")
-                self._bot_ready(request_id or "", version if isinstance(version, str) else None)
+                self._bot_ready(request_id or "", client_version)
             return
         if type_ == "disconnect-bot":
             self._request_close("disconnect-bot")
@@ -399,6 +454,8 @@ class BotSession:
         self.config.stt_enabled = not muted
         if muted and self._vad.speaking:
             self._vad.force_stop()
+            if self._listener is not None:
+                self._listener.abandon()
         return UpdateResult(message=f"STT {'muted' if muted else 'unmuted'}", extras={"muted": muted}), None
 
     def _on_interrupt(self, _data: Any, _id: str | None) -> Handled:
@@ -440,37 +497,73 @@ class BotSession:
                 continue
             if not self._idle_warned and self._turn is None:
                 self._idle_warned = True
+                self._warned_at = time.monotonic()
                 remaining = self.config.idle_remaining_s
                 minutes = max(1, round(remaining / 60))
-                self._emit(Envelope.wrapped("user-idle-warning", {
+                self._emit(self.env.custom("user-idle-warning", {
                     "remaining_seconds": remaining,
                     "message": f"You've been idle. You will be disconnected in {minutes} minutes."}))
+            elif self._idle_warned and time.monotonic() - self._warned_at >= self.config.idle_remaining_s:
+                # convai-apis.md §7.3: the warning's countdown ran out without reset-idle-timer (or any
+                # other client message): the server ends the session
+                self._emit(self.env.custom("session-ending", {"reason": "idle_timeout"}))
+                self._request_close("idle_timeout")
+                return
             await asyncio.sleep(min(limit, 1.0))
 
     # --- microphone -------------------------------------------------------------------------
-    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS) -> None:
-        """16-bit microphone samples (any rate, mono or interleaved) for server-side VAD."""
+    def feed_mic(self, samples: np.ndarray, seconds: float = FRAME_SECONDS, *, channels: int = 1,
+                 rate: int = 48_000) -> None:
+        """16-bit microphone samples (``channels`` interleaved at ``rate``) for server-side VAD and STT."""
         if self._closed or not self.config.stt_enabled:
             return
-        event = self._vad.feed(samples, seconds)
+        mono = samples[::channels] if channels > 1 else samples
+        event = self._vad.feed(mono, seconds)
+        listener = self._listener
+        if listener is not None:
+            listener.frame(mono, rate, seconds)
         if event is VadEvent.STARTED:
             self._touch()
+            self._utterance += 1
             self._vad_partial_at = self._vad.speech_seconds
+            if listener is not None:
+                listener.start()
             self._cut_turn(announce=True)  # barge-in
-            self._emit(Envelope.wrapped("vad-stt-started", {
+            self._emit(self.env.custom("vad-stt-started", {
                 "timestamp": _now_iso(), "pre_roll_ms": self.config.vad.pre_roll_ms}))
             self._emit(self.env.top("user-started-speaking"))
         elif event is VadEvent.STOPPED:
             self._end_utterance("hangover_elapsed", already_stopped=True)
-        elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= PARTIAL_EVERY_S:
+        elif event is VadEvent.DISCARDED:  # steady noise, not speech: close the events, no turn
+            if listener is not None:
+                listener.abandon()
+            self._emit(self.env.custom("vad-stt-stopped", {
+                "timestamp": _now_iso(), "reason": "noise", "audio_duration_ms": 0}))
+            self._emit(self.env.top("user-stopped-speaking"))
+        elif self._vad.speaking and self._vad.speech_seconds - self._vad_partial_at >= (
+                PARTIAL_EVERY_S if listener is None else RECOGNIZED_PARTIAL_EVERY_S):
             self._vad_partial_at = self._vad.speech_seconds
-            self._emit(self.env.top("user-transcription", {
-                "text": self._transcript(self._vad.speech_seconds, final=False),
-                "user_id": self.user_id, "timestamp": _now_iso(), "final": False}))
+            partial = listener.partial() if listener is not None else None
+            if listener is None:
+                self._emit_partial(self._transcript(self._vad.speech_seconds, final=False))
+            elif partial is not None:
+                utterance = self._utterance
+                partial.add_done_callback(lambda f: self._recognized_partial(f, utterance))
+
+    def _emit_partial(self, text: str) -> None:
+        self._emit(self.env.top("user-transcription", {
+            "text": text, "user_id": self.user_id, "timestamp": _now_iso(), "final": False}))
+
+    def _recognized_partial(self, future: asyncio.Future[str], utterance: int) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        text = future.result()
+        if text and utterance == self._utterance and self._vad.speaking:
+            self._emit_partial(text)
 
     @staticmethod
     def _transcript(seconds: float, final: bool) -> str:
-        """The emulator has no speech recognizer: it reports what it measured, deterministically."""
+        """Without a recognizer (or when it heard no words) the transcript is what was measured."""
         if final:
             return f"(voice input, {seconds:.1f} seconds)"
         return f"(voice input, {seconds:.1f} seconds so far)"
@@ -479,9 +572,25 @@ class BotSession:
         if not already_stopped:
             self._vad.force_stop()
         seconds = self._vad.speech_seconds
-        text = self._transcript(seconds, final=True)
-        self._emit(Envelope.wrapped("vad-stt-stopped", {
+        self._emit(self.env.custom("vad-stt-stopped", {
             "timestamp": _now_iso(), "reason": reason, "audio_duration_ms": round(seconds * 1000)}))
+        final = self._listener.finish() if self._listener is not None else None
+        if final is None:
+            self._voice_turn(self._transcript(seconds, final=True))
+            return
+
+        async def recognized() -> None:
+            try:
+                text = await final
+            except Exception:
+                log.exception("speech recognition failed")
+                text = ""
+            if not self._closed:
+                self._voice_turn(text or self._transcript(seconds, final=True))
+
+        self._spawn(recognized())
+
+    def _voice_turn(self, text: str) -> None:
         self._user_final(text, None)
         self._start_turn(self.persona.respond(text), user_text=None, message_id=None)
 
@@ -559,13 +668,13 @@ class BotSession:
         cfg = self.config
         started = time.monotonic()
         if plan.moderation_passed is not None:
-            self._emit(Envelope.wrapped("moderation-response", {
+            self._emit(self.env.custom("moderation-response", {
                 "result": plan.moderation_passed, "user_input": plan.extras.get("user_input", ""),
                 "reason": plan.moderation_reason}))
         if plan.no_response_reason:
             if plan.narrative is not None:
                 self._emit(self._behavior_tree(plan))
-            self._emit(Envelope.wrapped("llm-no-response", {"reason": plan.no_response_reason}))
+            self._emit(self.env.custom("llm-no-response", {"reason": plan.no_response_reason}))
             self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
             return
         chunks = plan.text_chunks()
@@ -592,11 +701,10 @@ class BotSession:
             await self._speak(turn, plan.text, started)
         self._emit_all(self.env.turn_completed({"was_interrupted": False, "response_id": turn.response_id}))
 
-    @staticmethod
-    def _behavior_tree(plan: TurnPlan) -> dict[str, Any]:
+    def _behavior_tree(self, plan: TurnPlan) -> dict[str, Any]:
         step = plan.narrative
         assert step is not None
-        return Envelope.wrapped("behavior-tree-response", {
+        return self.env.custom("behavior-tree-response", {
             "bt_code": step.bt_code, "bt_constants": step.bt_constants,
             "narrative_section_id": step.narrative_section_id})
 
@@ -642,13 +750,19 @@ class BotSession:
                 next_audio += 1
             while (next_chunk < len(clip.blendshape_chunks)
                    and clip.blendshape_chunks[next_chunk][0] <= tick + NEUROSYNC_LEAD_TICKS):
-                _, _count, frames_json = clip.blendshape_chunks[next_chunk]
-                self._emit(self._blendshape_chunk(turn, frames_json))
+                _, count, frames_json = clip.blendshape_chunks[next_chunk]
+                self._emit(self._blendshape_chunk(turn, frames_json, count))
                 next_chunk += 1
             while next_word < len(words) and words[next_word][0] <= tick:
                 self._emit(self.env.top("bot-tts-text", {"text": words[next_word][1]}))
                 next_word += 1
 
+        if cfg.lipsync_first:  # websdk: the lead-in's chunks precede bot-started-speaking (§19 Lip sync)
+            while next_chunk < len(clip.blendshape_chunks) and clip.blendshape_chunks[next_chunk][0] <= \
+                    NEUROSYNC_LEAD_TICKS:
+                self._emit(self._blendshape_chunk(turn, clip.blendshape_chunks[next_chunk][2],
+                                                  clip.blendshape_chunks[next_chunk][1]))
+                next_chunk += 1
         audible = cfg.audio_routing in ("audio_only", "both")
         turn.utterance = Utterance(clip.packets, on_frame, audible)
         done = self.speaker.play(turn.utterance)
@@ -662,7 +776,7 @@ class BotSession:
         self._emit(self.env.top("bot-tts-stopped"))
         turn.tts_open = False
         if cfg.neurosync:
-            self._emit(Envelope.wrapped("blendshape-turn-stats", {"stats": {
+            self._emit(self.env.custom("blendshape-turn-stats", {"stats": {
                 "total_blendshapes": clip.blendshape_frames,
                 "total_audio_bytes": clip.pcm_samples * 2,
                 "total_turn_duration_ms": round((time.monotonic() - started) * 1000, 1),
@@ -671,12 +785,22 @@ class BotSession:
                 "was_interrupted": False,
                 "response_id": turn.response_id}}))
 
-    def _blendshape_chunk(self, turn: _Turn, frames_json: str) -> str:
+    def _blendshape_chunk(self, turn: _Turn, frames_json: str, count: int) -> str:
+        """Frames are pre-serialised per clip; the per-turn fields are spliced around them."""
+        cfg = self.config
         sequence = turn.blendshape_sequence
         turn.blendshape_sequence += 1
+        meta: dict[str, Any] = {"format": cfg.blendshape_format, "sequence": sequence,
+                                "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter}
+        if cfg.blendshape_meta:  # Unity reads these from each payload (§19 Lip sync)
+            meta["fps"] = cfg.blendshape_fps
+            meta["start_frame_index"] = turn.blendshape_frames_sent
+        turn.blendshape_frames_sent += count
+        tail = dumps(meta)[1:-1]
+        if cfg.shapes.custom_events == "top":
+            head = dumps({"label": LABEL, "type": "chunked-neurosync-blendshapes"})[:-1]
+            return f'{head},"data":{{"blendshapes":{frames_json},{tail}}}}}'
         head = dumps({"label": LABEL, "type": "server-message"})[:-1]
-        tail = dumps({"format": self.config.blendshape_format, "sequence": sequence,
-                      "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter})[1:-1]
         return f'{head},"data":{{"type":"chunked-neurosync-blendshapes","blendshapes":{frames_json},{tail}}}}}'
 
     def _close_interrupted(self, turn: _Turn) -> None:
@@ -686,7 +810,7 @@ class BotSession:
             self._emit_all(self.env.speaking("bot-stopped-speaking", ids))
         if self.config.neurosync and turn.blendshape_sequence:
             played = turn.frames_played * 20 * self.config.blendshape_fps // 1000
-            self._emit(Envelope.wrapped("neurosync-blendshapes-cancel", {
+            self._emit(self.env.custom("neurosync-blendshapes-cancel", {
                 "response_id": turn.response_id, "neurosync_turn_id": self._turn_counter,
                 "sequence": turn.blendshape_sequence,
                 "valid_through_frame_index": max(0, played - 1) if played else None,

@@ -12,13 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import soxr
 
 from . import lipsync
 from .opus import FRAME_SAMPLES, SAMPLE_RATE, encode_pcm
-from .shapes import Envelope, dumps
+from .shapes import LABEL, Envelope, dumps
 
 TICK_MS = 20
 
@@ -34,6 +35,8 @@ class ClipOptions:
     audio_chunk_ms: int = 100
     audio_wav_header: bool = False
     audio_rate: int | None = None  # None: the natural 48 kHz
+    custom_top: bool = False  # legacy flat shapes: custom events at the top level
+    named_frames: bool = False  # NeuroSync frames as {name: value} objects (Unity accepts them, §19)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,12 @@ def _wav_header(n_bytes: int, rate: int) -> bytes:
     )
 
 
+def _custom(type_: str, payload: dict[str, Any], options: ClipOptions) -> dict[str, Any]:
+    if options.custom_top:
+        return {"label": LABEL, "type": type_, "data": payload}
+    return Envelope.wrapped(type_, payload)
+
+
 def build_clip(pcm: np.ndarray, text: str, options: ClipOptions) -> Clip:
     """CPU work for one utterance: Opus, lip sync, data chunks (runs in a worker thread)."""
     samples = np.asarray(pcm, dtype=np.int16).reshape(-1)
@@ -86,7 +95,7 @@ def build_clip(pcm: np.ndarray, text: str, options: ClipOptions) -> Clip:
         opening = lipsync.envelope(samples, SAMPLE_RATE, options.viseme_fps)
         for i, frame in enumerate(lipsync.viseme_frames(text, opening)):
             tick = min(ticks - 1, i * 1000 // (options.viseme_fps * TICK_MS))
-            visemes[tick].append(dumps(Envelope.wrapped("visemes", {"visemes": frame})))
+            visemes[tick].append(dumps(_custom("visemes", {"visemes": frame}, options)))
 
     audio_data: list[tuple[int, str]] = []
     if options.audio_data:
@@ -102,13 +111,16 @@ def build_clip(pcm: np.ndarray, text: str, options: ClipOptions) -> Clip:
                 "sample_rate": rate, "channels": 1, "audio": base64.b64encode(raw).decode("ascii"),
                 "includes_wav_header": options.audio_wav_header,
             }
-            audio_data.append((min(ticks - 1, k * chunk_ms // TICK_MS), dumps(Envelope.wrapped("audio-data", payload))))
+            audio_data.append((min(ticks - 1, k * chunk_ms // TICK_MS), dumps(_custom("audio-data", payload, options))))
 
     chunks_out: list[tuple[int, int, str]] = []
     n_frames = 0
     if options.neurosync_format:
         opening = lipsync.envelope(samples, SAMPLE_RATE, options.neurosync_fps)
-        frames = lipsync.neurosync_frames(opening, options.neurosync_format)
+        frames: list[Any] = lipsync.neurosync_frames(opening, options.neurosync_format)
+        if options.named_frames:
+            names = lipsync.blendshape_names(options.neurosync_format)
+            frames = [dict(zip(names, frame, strict=True)) for frame in frames]
         n_frames = len(frames)
         size = max(1, options.neurosync_chunk)
         for first in range(0, n_frames, size):

@@ -25,7 +25,6 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessi
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
-from . import fastpath
 from .bot import BotSession
 from .channels import ChannelSender
 from .playout import Speaker
@@ -56,7 +55,7 @@ class DirectPeer:
         self._channel = ChannelSender(on_open=self._channel_opened)
         self.bot = BotSession(binding.persona, binding.config, self._channel.send, self.speaker,
                               on_close_request=self._bot_close_request,
-                              participant_identity=binding.bot_identity or "bot")
+                              participant_identity=binding.bot_identity or "bot", recognizer=binding.recognizer)
         self.bot.user_id = ""  # pipecat's SmallWebRTC reports user_id "" (rtvi-smallwebrtc.md §4.2)
         self._on_closed = on_closed
         self.pc: RTCPeerConnection | None = None
@@ -105,8 +104,7 @@ class DirectPeer:
 
     async def negotiate(self, sdp: str) -> str:
         pc = self.pc or self.new_pc()
-        with fastpath.receive_scope():
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         if not self._bot_track_attached:
             audio = next((t for t in pc.getTransceivers() if t.kind == "audio"), None)
             if audio is not None:  # transceiver 0 carries mic in and bot voice out
@@ -181,7 +179,8 @@ class DirectPeer:
                 return
             self.mic_frames += 1
             samples = np.frombuffer(frame.planes[0], dtype=np.int16)[: frame.samples * len(frame.layout.channels)]
-            self.bot.feed_mic(samples, frame.samples / frame.sample_rate)
+            self.bot.feed_mic(samples, frame.samples / frame.sample_rate,
+                              channels=len(frame.layout.channels), rate=frame.sample_rate)
 
     # --- lifetime ---------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:

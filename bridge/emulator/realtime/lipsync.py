@@ -7,6 +7,9 @@ viseme class follows the reply's letters spread over the voiced span. That keeps
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import numpy as np
 
 VISEME_KEYS: tuple[str, ...] = (
@@ -83,3 +86,14 @@ def neurosync_frames(opening: np.ndarray, fmt: str) -> list[list[float]]:
         for idx in MHA_LIPS_TOGETHER:
             out[:, idx] = (opening == 0) * 0.3
     return np.round(out, 3).tolist()
+
+
+@lru_cache(maxsize=2)
+def blendshape_names(fmt: str) -> tuple[str, ...]:
+    """Index → name for a NeuroSync layout (the tables next to this module, from the reference's
+    ``blendshapes/*.txt``), used when frames go out as named objects."""
+    arkit = fmt.lower() == "arkit"
+    path = Path(__file__).with_name("arkit_order_61.txt" if arkit else "metahuman_order_251.txt")
+    names = tuple(line.split("\t", 1)[1].strip() for line in path.read_text().splitlines() if "\t" in line)
+    assert len(names) == (ARKIT_SIZE if arkit else MHA_SIZE), path
+    return names

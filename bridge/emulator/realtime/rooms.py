@@ -19,6 +19,8 @@ from typing import Protocol
 
 from livekit.protocol import models, rtc
 
+from bridge.emulator.stt import SpeechRecognizer
+
 from .bot import BotConfig, BotSession
 from .persona import Persona
 from .playout import Speaker
@@ -42,6 +44,7 @@ class SessionBinding:
     session_id: str = ""
     bot_identity: str = ""
     bot_name: str = ""
+    recognizer: SpeechRecognizer | None = None  # speech recognition for voice turns (None: measurements)
 
 
 class RoomMember(Protocol):
@@ -74,7 +77,7 @@ class Room:
         self.speaker = Speaker()
         self.bot = BotSession(binding.persona, binding.config, self._bot_send, self.speaker,
                               on_close_request=self._bot_close_request,
-                              participant_identity=self.bot_identity)
+                              participant_identity=self.bot_identity, recognizer=binding.recognizer)
         self.bot.room_name = name
         self.members: dict[str, RoomMember] = {}
         self._on_closed = on_closed

@@ -22,5 +22,8 @@ class RealtimeSettings:
     idle_remaining_s: int = 300
     llm_chunk_delay_s: float = 0.02
     viseme_fps: int = 100  # visemes are one frame per data message: 100 fps is 100 messages/s
+    # signalling that drops without a leave keeps the participant and its media this long, so the client
+    # can resume with reconnect=1&sid= (0: leave at once, as before)
+    resume_window_s: float = 15.0
     # direct SDP transport: treat the peer as gone this long after its last "ping" (pipecat: 3 s)
     keepalive_grace_s: float = 3.0

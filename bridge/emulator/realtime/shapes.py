@@ -16,6 +16,7 @@ LABEL = "rtvi-ai"
 
 ServerResponseShape = Literal["flat", "wrapped", "both"]
 Placement = Literal["top", "wrapped"]
+TurnCompleted = Literal["top", "wrapped", "none"]
 BotReadyTiming = Literal["join", "client-ready", "both"]
 ActionFormat = Literal["objects", "strings"]
 UnknownEventType = Literal["unknown-message-type", "echo"]
@@ -54,17 +55,21 @@ class ShapeOptions:
       ``error-response "Unsupported type <t>"`` (what a real session shows ~3 times).
     * ``unknown_event_type``: ``event_type`` of the ack for an unknown type (docs vs draft).
     * ``empty_data``: payload-less events carry ``"data": {}`` (docs) instead of no ``data`` (pipecat).
+    * ``custom_events``: Convai's custom events wrapped in ``server-message`` (current) or at the top
+      level with the payload in ``data`` (legacy flat shapes, ``legacy`` profile).
+    * ``turn_completed`` may also be ``"none"``: the web-SDK-era server sent no ``bot-turn-completed``.
     """
 
     duplicate_events: bool = False
     action_format: ActionFormat = "objects"
     server_response: ServerResponseShape = "flat"
     speaking_events: Placement = "top"
-    turn_completed: Placement = "wrapped"
+    turn_completed: TurnCompleted = "wrapped"
     bot_ready: BotReadyTiming = "both"
     error_response: bool = False
     unknown_event_type: UnknownEventType = "unknown-message-type"
     empty_data: bool = False
+    custom_events: Placement = "wrapped"
 
     def merged(self, overrides: Mapping[str, Any] | None) -> ShapeOptions:
         """Apply known keys from a roster entry or a per-session mapping; unknown keys are ignored."""
@@ -102,11 +107,19 @@ class Envelope:
             data.update(payload)
         return {"label": LABEL, "type": "server-message", "data": data}
 
+    def custom(self, inner_type: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A Convai custom event in this session's placement (wrapped, or top level when legacy)."""
+        if self.shapes.custom_events == "top":
+            return self.top(inner_type, payload or {})
+        return self.wrapped(inner_type, payload)
+
     def event(
         self, type_: str, payload: Mapping[str, Any] | None, placement: Placement, duplicable: bool = True
     ) -> list[dict[str, Any]]:
         """One event in its chosen placement, plus the other placement when duplicating."""
         out: list[dict[str, Any]] = []
+        if placement == "wrapped" and self.shapes.custom_events == "top":
+            placement = "top"
         placements: list[Placement] = [placement]
         if duplicable and self.shapes.duplicate_events:
             placements.append("wrapped" if placement == "top" else "top")
@@ -126,6 +139,8 @@ class Envelope:
                 for where in placements]
 
     def turn_completed(self, payload: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.shapes.turn_completed == "none":
+            return []
         return self.event("bot-turn-completed", payload, self.shapes.turn_completed)
 
     def actions(self, actions: list[tuple[str, str | None]]) -> list[dict[str, Any]]:

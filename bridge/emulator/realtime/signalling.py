@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,6 @@ from aiortc.sdp import candidate_from_sdp
 from google.protobuf import json_format
 from livekit.protocol import models, rtc
 
-from . import fastpath
 from .channels import ChannelSender
 from .rooms import Room, RoomRegistry, make_sid
 from .settings import RealtimeSettings
@@ -119,7 +119,12 @@ class Participant:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._bot_track_attached = False
         self._closing = False
+        self._left = False  # left for good (leave request, failed pc, server disconnect): no resume
+        self._linger: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.resumes = 0
         self.mic_frames = 0
+        self.on_gone: Callable[[Participant], None] | None = None
 
     # --- RoomMember -------------------------------------------------------------------------
     def info(self) -> models.ParticipantInfo:
@@ -146,9 +151,17 @@ class Participant:
     async def disconnect(self, reason: int) -> None:
         if self._closing:
             return
+        self._left = True
         await self.send_signal(rtc.SignalResponse(leave=rtc.LeaveRequest(
             can_reconnect=False, reason=reason, action=rtc.LeaveRequest.Action.DISCONNECT)))
         await self.ws.close()
+        if self._linger is not None:  # signal already gone: nobody reads the socket, clean up here
+            await self.cleanup()
+
+    @property
+    def lingering(self) -> bool:
+        """Signalling dropped without a leave: the participant (and its media) waits for a resume."""
+        return self._linger is not None and not self._closing
 
     # --- lifecycle --------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
@@ -183,9 +196,32 @@ class Participant:
                 await self._on_offer(join_request.publisher_offer)
         else:
             await self._offer_subscriber()
-        self._spawn(self._refresh_tokens())
+        await self._serve_signals()
+
+    async def resume(self, ws: web.WebSocketResponse) -> None:
+        """LiveKit signal resume (``reconnect=1&sid=``, livekit-signalling.md §2): the same participant,
+        room membership and peer connections continue on a new signalling socket, announced with a
+        ``reconnect`` response instead of ``join``. Media never stopped, so a client that cannot
+        restart ICE (aiortc) just keeps its connections; an offer it sends is answered as usual."""
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        old, self.ws = self.ws, ws
+        if not old.closed:
+            await old.close()
+        self.resumes += 1
+        await self.send_signal(rtc.SignalResponse(reconnect=rtc.ReconnectResponse(
+            ice_servers=[], client_configuration=models.ClientConfiguration())))
+        await self._serve_signals()
+
+    async def _serve_signals(self) -> None:
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.ensure_future(self._refresh_tokens())
+            self._tasks.add(self._refresher)
+            self._refresher.add_done_callback(self._tasks.discard)
+        ws = self.ws
         try:
-            async for msg in self.ws:
+            async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     try:
                         request = rtc.SignalRequest.FromString(msg.data)
@@ -202,12 +238,26 @@ class Participant:
                 elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                     break
         finally:
-            await self.cleanup()
+            if ws is self.ws:  # (a resume replaced the socket: the new one carries on)
+                if self._left or self.settings.resume_window_s <= 0 or self._closing:
+                    await self.cleanup()
+                else:
+                    self._linger = asyncio.ensure_future(self._expire(self.settings.resume_window_s))
+
+    async def _expire(self, window: float) -> None:
+        await asyncio.sleep(window)
+        self._linger = None
+        await self.cleanup()
 
     async def cleanup(self) -> None:
         if self._closing:
             return
         self._closing = True
+        if self._linger is not None and self._linger is not asyncio.current_task():
+            self._linger.cancel()
+        self._linger = None
+        if self.on_gone is not None:
+            self.on_gone(self)
         for task in list(self._tasks):
             task.cancel()
         await self.room.remove(self)
@@ -242,6 +292,7 @@ class Participant:
         elif kind == "ping":
             await self.send_signal(rtc.SignalResponse(pong=int(time.time() * 1000)))
         elif kind == "leave":
+            self._left = True
             await self.ws.close()
         elif kind == "mute":
             for info in self.tracks.values():
@@ -276,7 +327,11 @@ class Participant:
         def _state() -> None:
             log.debug("%s %s pc: %s", self.identity, role, pc.connectionState)
             if pc.connectionState == "failed":
-                self._spawn(self.ws.close())
+                self._left = True
+                if self.lingering:
+                    self._spawn(self.cleanup())
+                else:
+                    self._spawn(self.ws.close())
 
     def _publisher_pc(self) -> RTCPeerConnection:
         if self.pub_pc is not None:
@@ -300,8 +355,7 @@ class Participant:
     async def _on_offer(self, offer: rtc.SessionDescription) -> None:
         async with self._pub_lock:
             pc = self._publisher_pc()
-            with fastpath.receive_scope():  # receivers are created here: decode the mic inline
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             mid_map: dict[str, str] = {}
             if self.single_pc:
                 mid_map = self._attach_bot_single_pc(pc)
@@ -382,7 +436,8 @@ class Participant:
                 return
             self.mic_frames += 1
             samples = np.frombuffer(frame.planes[0], dtype=np.int16)[: frame.samples * len(frame.layout.channels)]
-            bot.feed_mic(samples, frame.samples / frame.sample_rate)
+            bot.feed_mic(samples, frame.samples / frame.sample_rate,
+                         channels=len(frame.layout.channels), rate=frame.sample_rate)
 
 
 def _unauthorized(reason: str) -> web.Response:
@@ -435,15 +490,36 @@ class SignallingServer:
                 join_request = decode_join_request(request.query["join_request"])
             except Exception:
                 return web.json_response({"error": "bad join_request"}, status=400)
+        reconnect = request.query.get("reconnect") in ("1", "true")
+        sid = request.query.get("sid", "")
+        if join_request is not None and join_request.reconnect:
+            reconnect, sid = True, join_request.participant_sid or sid
         ws = web.WebSocketResponse(max_msg_size=16 << 20)
         await ws.prepare(request)
+        same = [p for p in self.participants if p.room.name == grant.room and p.identity == grant.identity
+                and not p._closing]
+        if reconnect:
+            target = next((p for p in same if not sid or p.sid == sid), None)
+            if target is None:  # nothing to resume (gone, or never here): the client must join afresh
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_bytes(rtc.SignalResponse(leave=rtc.LeaveRequest(
+                        can_reconnect=True, reason=models.DisconnectReason.STATE_MISMATCH,
+                        action=rtc.LeaveRequest.Action.RECONNECT)).SerializeToString())
+                await ws.close()
+                return ws
+            await target.resume(ws)
+            return ws
+        for ghost in same:  # a fresh join replaces an old connection of the same identity (LiveKit)
+            await ghost.disconnect(models.DisconnectReason.DUPLICATE_IDENTITY)
         room = self.registry.get_or_create(grant.room)
         participant = Participant(room, ws, grant, self.settings, self.tokens, single_pc)
         self.participants.add(participant)
+        participant.on_gone = self.participants.discard
         try:
             await participant.run(join_request)
         finally:
-            self.participants.discard(participant)
+            if not participant.lingering:
+                self.participants.discard(participant)
         return ws
 
     async def close(self) -> None:

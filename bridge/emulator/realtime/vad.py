@@ -1,14 +1,30 @@
-"""Energy-based voice activity detection on the user's microphone frames.
+"""Voice activity detection on the user's microphone: an adaptive noise floor with onset and hangover.
 
-The emulator has no speech model; a frame is "speech" when its RMS is above a dBFS threshold.
-``start_secs`` of speech opens an utterance and ``stop_secs`` of quiet closes it, mirroring the
-shape of Convai's ``vad_params`` (whose ``confidence`` / ``min_volume`` refer to Silero and are not
-used here).
+A fixed energy threshold fails on a real, live microphone: steady room noise (a fan, a quiet
+preamp) sits just above or below it, so the bot hears "speech" that never ends, or flickers on and
+off and barges itself off every few hundred milliseconds. This detector instead compares each
+frame's level with a running estimate of the noise floor:
+
+* **Floor.** While nobody speaks the floor follows the level: down fast (quieter frames are better
+  evidence of the floor), up slowly (a rising level is more likely speech than noise). During an
+  utterance it may only fall. It starts at ``initial_floor_dbfs`` (a quiet room).
+* **Speech frame.** Level above ``floor + margin_db`` *and* above ``min_speech_dbfs`` (nothing
+  quieter than that is speech, whatever the floor).
+* **Onset / hangover.** ``start_secs`` of consecutive speech frames open an utterance (Convai's
+  ``vad_params.start_secs``); ``stop_secs`` of non-speech frames close it.
+* **Stationarity.** Speech is modulated (syllables make its level swing by 10 dB or more several
+  times a second); noise is not. If an open utterance's level has stayed within
+  ``stationary_db`` (standard deviation) for ``stationary_secs``, it was noise that started
+  abruptly (a mic opened in a noisy room): the utterance is discarded and the floor jumps to that
+  level, so the same noise never triggers again.
+
+Convai's ``vad_params.confidence`` / ``min_volume`` refer to Silero and are not used here.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,14 +34,21 @@ import numpy as np
 class VadEvent(Enum):
     STARTED = "started"
     STOPPED = "stopped"
+    DISCARDED = "discarded"  # the open utterance turned out to be steady noise
 
 
 @dataclass(frozen=True)
 class VadParams:
     start_secs: float = 0.2
     stop_secs: float = 0.5
-    threshold_dbfs: float = -42.0
     pre_roll_ms: int = 300
+    margin_db: float = 9.0
+    min_speech_dbfs: float = -48.0
+    initial_floor_dbfs: float = -70.0
+    floor_rise_s: float = 3.0  # time constant of the floor rising towards louder non-speech frames
+    floor_fall_s: float = 0.05  # ... and falling towards quieter ones
+    stationary_secs: float = 1.5
+    stationary_db: float = 1.0
 
     @classmethod
     def from_connect(cls, raw: object) -> VadParams:
@@ -41,27 +64,77 @@ class VadParams:
 
 
 def frame_dbfs(samples: np.ndarray) -> float:
-    """Frame level in dBFS from every 4th sample: plenty for an energy gate, a quarter of the work."""
+    """Frame level in dBFS from every 4th sample: plenty for a level detector, a quarter of the work."""
     data = samples[::4].astype(np.float32)
     power = float(np.dot(data, data)) / max(1, data.size)
     return 10.0 * math.log10(power / (32768.0 * 32768.0)) if power > 0 else -120.0
 
 
-class EnergyVad:
-    """Feed 16-bit frames with their duration; get STARTED / STOPPED transitions back."""
+class AdaptiveVad:
+    """Feed 16-bit frames with their duration; get STARTED / STOPPED / DISCARDED transitions back."""
+
+    FLOOR_LIMIT_DBFS = -90.0
 
     def __init__(self, params: VadParams | None = None) -> None:
         self.params = params or VadParams()
         self.speaking = False
+        self.floor_dbfs = self.params.initial_floor_dbfs
         self._loud = 0.0
         self._quiet = 0.0
         self.speech_seconds = 0.0  # duration of the current (or last) utterance, trailing quiet excluded
         self._span = 0.0
+        # levels of the open utterance over the last stationary_secs: (seconds, dB) and running sums
+        self._window: deque[tuple[float, float]] = deque()
+        self._window_s = 0.0
+        self._sum = 0.0
+        self._sum_sq = 0.0
+
+    @property
+    def threshold_dbfs(self) -> float:
+        return max(self.floor_dbfs + self.params.margin_db, self.params.min_speech_dbfs)
+
+    def _track_floor(self, level: float, seconds: float, rise: bool) -> None:
+        p = self.params
+        if level < self.floor_dbfs:
+            alpha = 1.0 - math.exp(-seconds / p.floor_fall_s)
+        elif rise:
+            alpha = 1.0 - math.exp(-seconds / p.floor_rise_s)
+        else:
+            return
+        self.floor_dbfs = max(self.FLOOR_LIMIT_DBFS, self.floor_dbfs + alpha * (level - self.floor_dbfs))
+
+    def _remember(self, level: float, seconds: float) -> bool:
+        """Add a level of the open utterance; True when the last stationary_secs were steady."""
+        self._window.append((seconds, level))
+        self._window_s += seconds
+        self._sum += level * seconds
+        self._sum_sq += level * level * seconds
+        while self._window and self._window_s - self._window[0][0] >= self.params.stationary_secs:
+            old_s, old = self._window.popleft()
+            self._window_s -= old_s
+            self._sum -= old * old_s
+            self._sum_sq -= old * old * old_s
+        if self._window_s < self.params.stationary_secs - 0.05:
+            return False
+        mean = self._sum / self._window_s
+        variance = max(0.0, self._sum_sq / self._window_s - mean * mean)
+        return math.sqrt(variance) < self.params.stationary_db
+
+    def _clear_window(self) -> None:
+        self._window.clear()
+        self._window_s = self._sum = self._sum_sq = 0.0
 
     def feed(self, samples: np.ndarray, seconds: float) -> VadEvent | None:
-        loud = frame_dbfs(samples) > self.params.threshold_dbfs
+        level = frame_dbfs(samples)
+        loud = level > self.threshold_dbfs
         if not self.speaking:
-            self._loud = self._loud + seconds if loud else 0.0
+            self._track_floor(level, seconds, rise=not loud)
+            if loud:
+                self._loud += seconds
+                self._remember(level, seconds)
+            else:
+                self._loud = 0.0
+                self._clear_window()
             if self._loud >= self.params.start_secs:
                 self.speaking = True
                 self._span = self._loud
@@ -69,6 +142,11 @@ class EnergyVad:
                 self._quiet = 0.0
                 return VadEvent.STARTED
             return None
+        self._track_floor(level, seconds, rise=False)
+        if self._remember(level, seconds):
+            self.floor_dbfs = self._sum / self._window_s  # that "speech" was the room: it is the floor now
+            self.force_stop()
+            return VadEvent.DISCARDED
         self._span += seconds
         if loud:
             self._quiet = 0.0
@@ -84,3 +162,4 @@ class EnergyVad:
         self.speaking = False
         self._loud = 0.0
         self._quiet = 0.0
+        self._clear_window()

@@ -51,6 +51,13 @@ void VisitFields(V& v, DynamicInfo& s) {
 }
 
 template <class V>
+void VisitFields(V& v, SubtitleWord& s) {
+  v("text", s.text, nullptr);
+  v("start_ms", s.start_ms, nullptr);
+  v("end_ms", s.end_ms, nullptr);
+}
+
+template <class V>
 void VisitFields(V& v, SceneObject& s) {
   v("name", s.name, nullptr);
   v("description", s.description, nullptr);
@@ -156,6 +163,8 @@ void VisitFields(V& v, msg::SessionOpen& m) {
   v("voice", m.voice, nullptr);
   v("lipsync", m.lipsync, nullptr);
   v("audio_routing", m.audio_routing, &kEnum_audio_routing);
+  v("llm_provider", m.llm_provider, nullptr);
+  v("emotion_config", m.emotion_config, nullptr);
 }
 
 template <class V>
@@ -224,6 +233,10 @@ void VisitFields(V& v, msg::SttToggle& m) {
 }
 
 template <class V>
+void VisitFields(V& /*v*/, msg::ResetIdleTimer& /*m*/) {
+}
+
+template <class V>
 void VisitFields(V& v, msg::SessionOpened& m) {
   v("character_id", m.character_id, nullptr);
   v("character_session_id", m.character_session_id, nullptr);
@@ -240,6 +253,7 @@ void VisitFields(V& v, msg::SessionState& m) {
   v("attempt", m.attempt, nullptr);
   v("reason", m.reason, nullptr);
   v("character_session_id", m.character_session_id, nullptr);
+  v("resumed", m.resumed, nullptr);
 }
 
 template <class V>
@@ -265,6 +279,13 @@ template <class V>
 void VisitFields(V& v, msg::BotText& m) {
   v("turn", m.turn, nullptr);
   v("text", m.text, nullptr);
+}
+
+template <class V>
+void VisitFields(V& v, msg::Subtitle& m) {
+  v("turn", m.turn, nullptr);
+  v("text", m.text, nullptr);
+  v("words", m.words, nullptr);
 }
 
 template <class V>

@@ -14,8 +14,8 @@
 namespace cvb {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 0;
-inline constexpr const char* kProtocolVersion = "1.0";
+inline constexpr int kProtocolMinor = 1;
+inline constexpr const char* kProtocolVersion = "1.1";
 
 // ---- structures ------------------------------------------------------------------------------
 struct AudioFormat {
@@ -28,6 +28,12 @@ struct DynamicInfo {
   std::string text;
   std::optional<std::string> static_text;
   std::optional<bool> keep_in_context;
+};
+
+struct SubtitleWord {
+  std::string text;
+  std::optional<int64_t> start_ms;  // from the start of the turn's audio
+  std::optional<int64_t> end_ms;
 };
 
 struct SceneObject {
@@ -138,6 +144,8 @@ struct SessionOpen {
   std::optional<bool> voice;  // bot answers with audio; default true
   std::optional<::cvb::LipSync> lipsync;
   std::optional<std::string> audio_routing;  // live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used)
+  std::optional<std::string> llm_provider;  // live: Convai's llm_provider (dynamic, gemini-live, ...); default dynamic, as Convai's web SDK sends
+  std::optional<ValueMap> emotion_config;  // live: Convai's emotion_config, merged over the web SDK's defaults (provider llm, min_word_threshold 3, low/high_intensity_threshold 0.33/0.66); an empty map sends none
 };
 
 struct SessionClose {
@@ -166,7 +174,7 @@ struct EndOfUtterance {
 
 struct Trigger {
   static constexpr const char* kName = "trigger";
-  std::string name;
+  std::optional<std::string> name;  // narrative trigger name; name, message or both (since 1.1 either may be absent)
   std::optional<std::string> message;
 };
 
@@ -209,6 +217,11 @@ struct SttToggle {
   bool muted = false;
 };
 
+// live: renew Convai's idle timer (its reset-idle-timer), e.g. on idle_warning while the player is still there; the daemon never sends it on its own
+struct ResetIdleTimer {
+  static constexpr const char* kName = "reset_idle_timer";
+};
+
 struct SessionOpened {
   static constexpr const char* kName = "session_opened";
   std::string character_id;
@@ -227,6 +240,7 @@ struct SessionState {
   std::optional<int64_t> attempt;
   std::optional<std::string> reason;
   std::optional<std::string> character_session_id;  // set when it becomes known or changes: keep it to resume later
+  std::optional<bool> resumed;  // on state resumed: true = the same conversation (Convai kept its context), false = a fresh one under a new character_session_id
 };
 
 struct SessionClosed {
@@ -253,6 +267,14 @@ struct BotText {
   static constexpr const char* kName = "bot_text";
   int64_t turn = 0;
   std::string text;
+};
+
+// Text as it is spoken (Convai/RTVI bot-tts-text), sent in step with the turn's audio_out: show it as a subtitle. words carries timings when the server gives them. Since 1.1.
+struct Subtitle {
+  static constexpr const char* kName = "subtitle";
+  int64_t turn = 0;
+  std::string text;
+  std::optional<std::vector<::cvb::SubtitleWord>> words;
 };
 
 struct BotReply {
@@ -400,12 +422,14 @@ enum class MessageType : uint8_t {
   Interrupt,
   TtsToggle,
   SttToggle,
+  ResetIdleTimer,
   SessionOpened,
   SessionState,
   SessionClosed,
   TurnStarted,
   UserTranscript,
   BotText,
+  Subtitle,
   BotReply,
   BotStartedSpeaking,
   BotStoppedSpeaking,
@@ -445,12 +469,14 @@ using Body = std::variant<
     msg::Interrupt,
     msg::TtsToggle,
     msg::SttToggle,
+    msg::ResetIdleTimer,
     msg::SessionOpened,
     msg::SessionState,
     msg::SessionClosed,
     msg::TurnStarted,
     msg::UserTranscript,
     msg::BotText,
+    msg::Subtitle,
     msg::BotReply,
     msg::BotStartedSpeaking,
     msg::BotStoppedSpeaking,
@@ -504,12 +530,14 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"interrupt", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"tts_toggle", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"stt_toggle", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"reset_idle_timer", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_opened", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_state", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"session_closed", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"turn_started", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"user_transcript", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_text", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"subtitle", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_reply", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_started_speaking", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"bot_stopped_speaking", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
@@ -528,7 +556,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"server_event", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"", MessageKind::Event, SidRule::Optional, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
 };
-inline constexpr size_t kMessageTypeCount = 42;
+inline constexpr size_t kMessageTypeCount = 44;
 
 struct ErrorCodeInfo {
   const char* code;

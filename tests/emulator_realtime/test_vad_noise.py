@@ -1,0 +1,51 @@
+"""The bot's VAD learns steady room noise instead of treating it as speech (vad.AdaptiveVad)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bridge.emulator.realtime.bot import BotConfig
+from bridge.emulator.voice import VoiceSpec, synthesize
+
+FRAME = 960  # 20 ms at 48 kHz
+
+
+def noise(seconds: float, rms: float, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(0.0, rms, int(48000 * seconds)), -32768, 32767).astype(np.int16)
+
+
+def feed(h, pcm: np.ndarray) -> None:
+    for start in range(0, len(pcm) - FRAME + 1, FRAME):
+        h.bot.feed_mic(pcm[start:start + FRAME], 0.02)
+
+
+async def test_steady_noise_is_learned_and_speech_over_it_is_heard(harness_factory) -> None:
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0, tts_enabled=False))
+    room = noise(6.0, 350.0)  # about -39 dBFS, above a fixed -42 dBFS gate
+    feed(h, room[: 48000 * 3])
+    # a mic that opens in a noisy room may trip one onset; it is discarded as noise, with no turn
+    assert h.types().count("vad-stt-started") <= 1
+    assert [m["data"]["reason"] for m in h.of("vad-stt-stopped")] in ([], ["noise"])
+    assert "final-user-transcription" not in h.types()
+    settled = len(h.sent)
+    feed(h, room[48000 * 3:])  # three more seconds of the same room: nothing at all
+    assert h.types()[settled:] == []
+    speech = synthesize("Hello there, blacksmith.", VoiceSpec(), 48000)
+    mixed = noise(len(speech) / 48000 + 1.0, 350.0, seed=4)
+    mixed[: len(speech)] = np.clip(mixed[: len(speech)].astype(np.int32) + speech, -32768, 32767)
+    feed(h, mixed)
+    await h.wait_type("final-user-transcription", timeout=15)
+    assert h.types()[settled:].count("vad-stt-started") == 1
+    assert h.of("vad-stt-stopped")[-1]["data"]["reason"] == "hangover_elapsed"
+
+
+async def test_noise_floor_does_not_swallow_the_bots_turn(harness_factory) -> None:
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
+    feed(h, noise(2.0, 350.0))
+    h.send({"type": "user_text_message", "data": {"text": "wave"}})
+    await h.wait_type("bot-started-speaking", timeout=15)
+    feed(h, noise(2.0, 350.0, seed=9))  # the room keeps humming while the bot talks
+    await h.wait_type("bot-turn-completed", timeout=20)
+    assert h.of("bot-turn-completed")[-1]["data"]["was_interrupted"] is False
+    assert "bot-interrupted" not in h.types()
