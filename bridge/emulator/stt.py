@@ -42,6 +42,8 @@ DEMO_SENTENCES: tuple[str, ...] = (
     "please wave", "wave at me", "can you wave", "follow me", "come with me", "tell me about the dragon",
     "what do you sell", "how much is a sword", "show me your work", "thank you", "goodbye", "yes", "no",
     "hello there blacksmith how are you", "good morning to you smith", "could you wave at me",
+    # the voice lines of `convai-bridge demo` (bridge/demo.py)
+    "thank you that is wonderful", "where can i find the inn",
 )
 FIRST_NAMES: tuple[str, ...] = (
     "ada", "alice", "anna", "ben", "bob", "carl", "clara", "david", "emma", "eve", "frank", "grace",
@@ -112,7 +114,8 @@ class SpeechRecognizer:
         self._lm.write_text(_arpa_bigrams(kept), encoding="utf-8")
         self._idle: list[Any] = []
         self._lock = threading.Lock()
-        self._proper = frozenset(FIRST_NAMES) | frozenset(w for n in proper_names for w in _words(n))
+        self._proper = frozenset(FIRST_NAMES) | frozenset(
+            w for n in proper_names for w in _words(n) if w not in ("the", "a", "an", "of", "and"))
 
     def cased(self, text: str) -> str:
         """Decoder output ("my name is ada") as a transcript ("My name is Ada")."""

@@ -49,3 +49,18 @@ async def test_noise_floor_does_not_swallow_the_bots_turn(harness_factory) -> No
     await h.wait_type("bot-turn-completed", timeout=20)
     assert h.of("bot-turn-completed")[-1]["data"]["was_interrupted"] is False
     assert "bot-interrupted" not in h.types()
+
+
+async def test_push_to_talk_tail_belongs_to_the_released_utterance(harness_factory) -> None:
+    """Audio still in flight after force-user-stopped-speaking neither opens an utterance nor barges in."""
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
+    speech = synthesize("Hello there, blacksmith, how are you today?", VoiceSpec(), 48000)
+    cut = len(speech) * 3 // 4 // FRAME * FRAME
+    feed(h, speech[:cut])
+    h.send({"label": "rtvi-ai", "type": "force-user-stopped-speaking", "id": "ptt", "data": {}})
+    feed(h, speech[cut:])  # the tail arrives after the release
+    feed(h, np.zeros(48000, np.int16))
+    await h.wait_type("bot-turn-completed", timeout=20)
+    assert h.types().count("vad-stt-started") == 1
+    assert "bot-interrupted" not in h.types()
+    assert h.of("bot-turn-completed")[-1]["data"]["was_interrupted"] is False

@@ -30,7 +30,7 @@ from .opus import FRAME_SECONDS
 from .persona import Persona, TurnPlan, UpdateResult
 from .playout import Speaker, Utterance
 from .shapes import LABEL, SUPPORTED_TYPES, Envelope, ShapeOptions, dumps
-from .vad import AdaptiveVad, VadEvent, VadParams
+from .vad import AdaptiveVad, VadEvent, VadParams, frame_dbfs
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ SERVER_RTVI_VERSION = "1.0.0"
 INTERRUPT_DEBOUNCE_S = 0.3
 NEUROSYNC_LEAD_TICKS = 25  # blendshape chunks go out up to 0.5 s ahead of their audio
 PARTIAL_EVERY_S = 0.5
+RELEASE_TAIL_MAX_S = 1.0  # after force-user-stopped-speaking, in-flight audio still counts this long
+RELEASE_TAIL_QUIET_S = 0.1  # ... or until this much of it is quiet
 RECOGNIZED_PARTIAL_EVERY_S = 1.0  # recognised partials re-decode the utterance so far: less often
 
 
@@ -205,6 +207,9 @@ class BotSession:
         pre_roll = config.vad.pre_roll_ms / 1000 + config.vad.start_secs
         self._listener = Listener(recognizer, pre_roll) if recognizer is not None else None
         self._utterance = 0
+        self._tail_timer: asyncio.TimerHandle | None = None
+        self._tail_quiet = 0.0
+        self._tail_seconds = 0.0
         self._vad_partial_at = 0.0
         self._last_activity = time.monotonic()
         self._idle_task: asyncio.Task[None] | None = None
@@ -237,6 +242,9 @@ class BotSession:
             return
         await self.interrupt(announce=False)
         self._closed = True
+        if self._tail_timer is not None:
+            self._tail_timer.cancel()
+            self._tail_timer = None
         if self._ready_task is not None:
             self._ready_task.cancel()
         if self._idle_task is not None:
@@ -518,6 +526,9 @@ class BotSession:
         if self._closed or not self.config.stt_enabled:
             return
         mono = samples[::channels] if channels > 1 else samples
+        if self._tail_timer is not None:  # the tail of a push-to-talk utterance (see _end_utterance)
+            self._tail_frame(mono, rate, seconds)
+            return
         event = self._vad.feed(mono, seconds)
         listener = self._listener
         if listener is not None:
@@ -574,6 +585,39 @@ class BotSession:
         seconds = self._vad.speech_seconds
         self._emit(self.env.custom("vad-stt-stopped", {
             "timestamp": _now_iso(), "reason": reason, "audio_duration_ms": round(seconds * 1000)}))
+        if reason == "force_stopped":
+            # Push-to-talk release: the client's last audio is still in flight (its mic track plays out
+            # in real time, the release travels on the data channel). That tail belongs to this
+            # utterance: it is recognised with it and never opens a new one (which would barge in on
+            # the reply). The tail ends at the first quiet frames, or after RELEASE_TAIL_MAX_S.
+            self._tail_quiet = 0.0
+            self._tail_seconds = seconds
+            self._tail_timer = asyncio.get_running_loop().call_later(RELEASE_TAIL_MAX_S, self._finish_tail)
+            if self._listener is None:
+                self._voice_turn(self._transcript(seconds, final=True))
+            return
+        self._finish_utterance(seconds)
+
+    def _tail_frame(self, mono: np.ndarray, rate: int, seconds: float) -> None:
+        if self._listener is not None:
+            self._listener.frame(mono, rate, seconds)
+        if frame_dbfs(mono) > self._vad.threshold_dbfs:
+            self._tail_quiet = 0.0
+            self._tail_seconds += seconds
+        else:
+            self._tail_quiet += seconds
+            if self._tail_quiet >= RELEASE_TAIL_QUIET_S:
+                self._finish_tail()
+
+    def _finish_tail(self) -> None:
+        timer, self._tail_timer = self._tail_timer, None
+        if timer is None:
+            return
+        timer.cancel()
+        if self._listener is not None and not self._closed:
+            self._finish_utterance(self._tail_seconds)
+
+    def _finish_utterance(self, seconds: float) -> None:
         final = self._listener.finish() if self._listener is not None else None
         if final is None:
             self._voice_turn(self._transcript(seconds, final=True))
