@@ -35,6 +35,7 @@ from bridge.backends.registry import backend_class
 from bridge.config import Config
 from bridge.daemon.endpoint import ClientState, EngineEndpoint, wake_reader
 from bridge.daemon.metrics import BridgeMetrics
+from bridge.daemon.offer_url import check_offer_url
 from bridge.session import validate_audio_format
 from bridge.wire.codec import Message, now_us, pack
 from bridge.wire.errors import ProtocolError
@@ -60,6 +61,8 @@ SETTINGS = (
     "retry_base_s",
     "retry_cap_s",
     "log_level",
+    "allowed_url_hosts",
+    "allow_any_url",
 )
 
 
@@ -90,6 +93,7 @@ class Route:
     worker_sid: str | None = None
     character_session_id: str | None = None
     reopening: bool = False
+    close_reason: str | None = None  # overrides the worker's session_closed reason
 
 
 @dataclass
@@ -355,6 +359,10 @@ class Front(EngineEndpoint):
             return link
 
     # -- client side -----------------------------------------------------------------------------
+    def session_owner(self, sid: str) -> bytes | None:
+        route = self.routes.get(sid)
+        return route.owner if route is not None else None
+
     def on_request(self, client: ClientState, msg: Message) -> None:
         if msg.type == "session_open":
             self._spawn(self._open(client, msg), f"open-{msg.id}")
@@ -384,6 +392,7 @@ class Front(EngineEndpoint):
             return
         try:
             validate_audio_format(msg.get("audio"))
+            check_offer_url(msg.get("url"), self.config)
             backend = msg.get("backend", "live")
             backend_class(backend)
         except ProtocolError as err:
@@ -423,15 +432,18 @@ class Front(EngineEndpoint):
             client.sessions.discard(sid)
 
     async def client_gone(self, client: ClientState) -> None:
-        for sid in list(client.sessions):
+        async def close(sid: str) -> None:
             route = self.routes.get(sid)
             if route is None:
-                continue
+                return
+            route.close_reason = "client_gone"  # the worker closes it as an ordinary session_close
             link = self.links.get((client.identity, route.worker.index))
             if link is not None and route.worker_sid:
                 with contextlib.suppress(Exception):
                     await link.call("session_close", {"sid": route.worker_sid})
             self.drop_route(sid)
+
+        await asyncio.gather(*(close(sid) for sid in list(client.sessions)))
         for key in [k for k in self.links if k[0] == client.identity]:
             self.links.pop(key).close()
 
@@ -453,6 +465,8 @@ class Front(EngineEndpoint):
         elif kind == "session_closed":
             if route.reopening:
                 return False
+            if route.close_reason:
+                header["reason"] = route.close_reason
             self.drop_route(route.sid)
         return True
 

@@ -14,8 +14,8 @@
 namespace cvb {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 0;
-inline constexpr const char* kProtocolVersion = "1.0";
+inline constexpr int kProtocolMinor = 1;
+inline constexpr const char* kProtocolVersion = "1.1";
 
 // ---- structures ------------------------------------------------------------------------------
 struct AudioFormat {
@@ -78,6 +78,7 @@ struct Hello {
   std::string client;  // client library name
   std::optional<std::string> client_version;
   std::optional<std::string> engine;  // unity | unreal | python | ..., informative
+  std::optional<std::vector<std::string>> resume;  // 1.1: sids this client owned on its previous connection to this daemon instance; their sessions move to this connection (?4)
 };
 
 struct Welcome {
@@ -88,6 +89,7 @@ struct Welcome {
   std::vector<std::string> backends;
   std::vector<std::string> capabilities;
   ::cvb::Limits limits;
+  std::optional<std::vector<std::string>> resumed;  // 1.1: after hello.resume, every sid now on this connection; absent when nothing was resumed
 };
 
 // Heartbeat. Either side sends it every heartbeat_ms; the other answers pong with the same id.
@@ -541,6 +543,7 @@ inline constexpr ErrorCodeInfo kErrorCodes[] = {
     {"unknown_type", false, false},
     {"missing_field", false, false},
     {"invalid_field", false, false},
+    {"forbidden_url", false, false},
     {"version_mismatch", false, true},
     {"not_ready", false, false},
     {"unauthorized", false, true},
