@@ -31,6 +31,7 @@ import bridge
 from bridge.backends.registry import BACKENDS
 from bridge.config import Config
 from bridge.daemon.connection_file import new_token, remove_connection_file, write_connection_file
+from bridge.daemon.limits import TokenBucket, bucket
 from bridge.daemon.metrics import BridgeMetrics
 from bridge.daemon.peers import ConnectionTagger, connection_tag, seed_generated_ids
 from bridge.wire.codec import Codec, Message, now_us
@@ -42,6 +43,8 @@ ZAP_DOMAIN = "convai-bridge"
 CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume"]
 
 
+SLOW_AUDIO_PAUSE_S = 0.5
+UNAUTHENTICATED_REPLIES_PER_S = 200  # shared by every connection that has not said hello
 MAX_FRAMES = 8  # header + binary frames kept per message; no message type declares more than one frame
 
 
@@ -58,6 +61,12 @@ class ClientState:
     last_seen: float = field(default_factory=time.monotonic)
     last_sent: float = field(default_factory=time.monotonic)
     sessions: set[str] = field(default_factory=set)
+    requests: TokenBucket = field(default_factory=lambda: bucket(200))
+    audio_in: dict[str, TokenBucket] = field(default_factory=dict)  # per owned session
+    dropped_out: int = 0  # output dropped since the last slow_consumer report
+    audio_paused_until: float = 0.0  # after a full queue, audio waits so control messages get through
+    last_out_report: float = 0.0
+    last_in_report: float = 0.0
 
     @property
     def tag(self) -> str:
@@ -101,7 +110,7 @@ class EngineEndpoint(ABC):
         self._keys = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ping_id = 0
-        self._dropped_logged = 0.0
+        self._unauthenticated = bucket(UNAUTHENTICATED_REPLIES_PER_S)
         self._stopped = asyncio.Event()
 
     # -- subclass hooks --------------------------------------------------------------------------
@@ -135,8 +144,8 @@ class EngineEndpoint(ABC):
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes + 4096)  # per frame; the total is ours
-        sock.setsockopt(zmq.SNDHWM, 10000)
-        sock.setsockopt(zmq.RCVHWM, 10000)
+        sock.setsockopt(zmq.SNDHWM, self.config.client_send_hwm)  # per client: the bound on its backlog
+        sock.setsockopt(zmq.RCVHWM, 1000)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a vanished peer fails instead of vanishing
         sock.setsockopt_string(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
         sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)  # no connection without a tag
@@ -231,24 +240,54 @@ class EngineEndpoint(ABC):
         self.send_parts(identity, parts, msg_type)
 
     def send_parts(self, identity: bytes, parts: list[Any], what: str = "message") -> None:
-        """Hand already-encoded frames to the client's socket without blocking."""
+        """Hand already-encoded frames to the client's socket without blocking.
+
+        A client's queue is bounded (`client_send_hwm`); when it is full the message is dropped and
+        counted, audio is held back for a moment so control messages get through, and the client
+        hears `slow_consumer` (at most once a second) as soon as its queue has room.
+        """
         client = self.clients.get(identity)
         if self._tx is None or client is None or client.route_id is None:
             return
-        client.last_sent = time.monotonic()
+        now = time.monotonic()
+        if what == "audio_out" and now < client.audio_paused_until:
+            self._dropped(client, what)
+            return
+        if client.dropped_out and now - client.last_out_report >= 1.0:
+            self._report_slow(client, now)
+        client.last_sent = now
         try:
             self._tx.send_multipart([client.route_id, *parts], flags=zmq.NOBLOCK)  # copying small frames is cheaper
             wake_reader(self.sock)
         except zmq.Again:
-            now = time.monotonic()
-            if now - self._dropped_logged >= 1.0:
-                self._dropped_logged = now
-                log.warning("client %s is not reading; dropped %s", client.tag, what)
+            client.audio_paused_until = now + SLOW_AUDIO_PAUSE_S
+            self._dropped(client, what)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 self._detach(client, "its connection closed")
             else:
                 log.debug("send to %s failed: %s", client.tag, exc)
+
+    def _dropped(self, client: ClientState, what: str) -> None:
+        client.dropped_out += 1
+        if self.metrics is not None:
+            self.metrics.dropped.labels(what, "slow_consumer").inc()
+        if client.dropped_out == 1:
+            log.warning("client %s is not reading fast enough; dropping its output", client.tag)
+
+    def _report_slow(self, client: ClientState, now: float) -> None:
+        assert self._tx is not None and client.route_id is not None
+        text = f"{client.dropped_out} message(s) for this client were dropped: it did not read fast enough"
+        err = ProtocolError("slow_consumer", text)
+        try:
+            parts = self.codec.encode("error", {**err.fields(), "ts": now_us()})
+            self._tx.send_multipart([client.route_id, *parts], flags=zmq.NOBLOCK)
+        except (zmq.ZMQError, ProtocolError):
+            return
+        if self.metrics is not None:
+            self.metrics.event("error", err.fields())
+        client.dropped_out = 0
+        client.last_out_report = now
 
     def send_to_peer(self, route_id: bytes, msg_type: str, fields: dict[str, Any]) -> None:
         """A reply to a connection that has no client state (before or instead of a welcome)."""
@@ -263,13 +302,17 @@ class EngineEndpoint(ABC):
 
     def send_error(self, identity: bytes, err: ProtocolError) -> None:
         err.req_id = _reply_id(err.req_id)
+        client = self.clients.get(identity)
+        if err.sid is not None and (client is None or err.sid not in client.sessions):
+            err.sid = None  # never name a session this client does not own, not even to echo it
         self.send(identity, "error", err.fields())
 
     def _reply_error(self, client: ClientState | None, route_id: bytes, err: ProtocolError) -> None:
         err.req_id = _reply_id(err.req_id)
         if client is not None:
             self.send_error(client.identity, err)
-        else:
+        elif self._unauthenticated.take():  # past the shared budget, unauthenticated noise goes unanswered
+            err.sid = None
             self.send_to_peer(route_id, "error", err.fields())
 
     # -- receiving -------------------------------------------------------------------------------
@@ -350,6 +393,10 @@ class EngineEndpoint(ABC):
         self._reply_error(client, route_id, err)
 
     def _handle(self, client: ClientState | None, route_id: bytes, conn: str, msg: Message) -> None:
+        if msg.id is not None and _reply_id(msg.id) is None:
+            err = ProtocolError("invalid_field", f"{msg.type}: 'id' must be a uint32", sid=msg.sid)
+            self._reply_error(client, route_id, err)
+            return
         if msg.type == "hello":
             self._hello(client, route_id, conn, msg)
             return
@@ -357,6 +404,8 @@ class EngineEndpoint(ABC):
             self._reply_error(None, route_id, ProtocolError("not_ready", "send hello first", msg.id, msg.sid))
             return
         identity = client.identity
+        if not self._admit(client, msg):
+            return
         if self.codec.schema.messages[msg.type].direction == "daemon":
             self.send_error(identity, ProtocolError("unknown_type", f"{msg.type} is a daemon message", msg.id))
             return
@@ -368,6 +417,39 @@ class EngineEndpoint(ABC):
         if self.metrics is not None:
             self.metrics.request(msg.type, msg.sid)
         self.on_request(client, msg)
+
+    def _admit(self, client: ClientState, msg: Message) -> bool:
+        """Per-session audio_in and per-client request rate limits; over them a message is dropped."""
+        if msg.type == "pong":
+            return True
+        now = time.monotonic()
+        owned_audio = msg.type == "audio_in" and msg.sid in client.sessions
+        if owned_audio:
+            assert msg.sid is not None
+            limiter = client.audio_in.get(msg.sid)
+            if limiter is None:
+                limiter = client.audio_in[msg.sid] = bucket(self.config.max_audio_in_per_s)
+        else:
+            limiter = client.requests
+        if limiter.take(now):
+            return True
+        if self.metrics is not None:
+            self.metrics.dropped.labels(msg.type, "rate_limited").inc()
+        req_id = _reply_id(msg.id)
+        if req_id is None and now - client.last_in_report < 1.0:
+            return False
+        if req_id is None:
+            client.last_in_report = now
+        what = "audio_in for this session" if owned_audio else "requests"
+        err = ProtocolError(
+            "rate_limited",
+            f"{what} over the daemon's limit; dropped",
+            req_id,
+            msg.sid if owned_audio else None,
+            retry_after_ms=limiter.retry_after_ms(),
+        )
+        self.send_error(client.identity, err)
+        return False
 
     def _hello(self, client: ClientState | None, route_id: bytes, conn: str, msg: Message) -> None:
         proto = msg["protocol"]
@@ -387,6 +469,7 @@ class EngineEndpoint(ABC):
                 resumed = sorted(client.sessions)
             else:
                 client = ClientState(f"k{next(self._keys)}".encode())
+                client.requests = bucket(self.config.max_requests_per_s)
                 self.clients[client.identity] = client
                 self._attach(client, route_id, conn)
         client.name = msg["client"]
@@ -442,6 +525,8 @@ class EngineEndpoint(ABC):
             for client in list(self.clients.values()):
                 if client.gone:
                     continue
+                for sid in [sid for sid in client.audio_in if sid not in client.sessions]:
+                    del client.audio_in[sid]
                 if now - client.last_seen > timeout:
                     self._begin_reap(client)
                 elif client.route_id is not None and now - client.last_sent >= period:

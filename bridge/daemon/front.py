@@ -102,6 +102,7 @@ class _Pending:
     route: Route | None = None
     future: asyncio.Future[dict[str, Any]] | None = None
     started: float | None = None  # turn requests: for the turn-latency metric
+    deadline: float = float("inf")  # client requests: answered worker_failed if the worker is silent past it
 
 
 class Link:
@@ -134,6 +135,14 @@ class Link:
             self.task.cancel()
         self.sock.close()
 
+    def expire(self, now: float) -> None:
+        """Answer the client's requests the worker left unanswered past their deadline."""
+        for link_id in [k for k, p in self.pending.items() if p.client_id is not None and p.deadline < now]:
+            pending = self.pending.pop(link_id)
+            sid = pending.route.sid if pending.route else None
+            err = ProtocolError("worker_failed", "the daemon worker did not answer in time", pending.client_id, sid)
+            self.front.send_error(self.owner, err)
+
     def _next_id(self) -> int:
         return next(self.ids) & 0xFFFFFFFF
 
@@ -157,10 +166,13 @@ class Link:
     def forward(self, msg: Message, route: Route | None) -> None:
         """A validated client message, re-addressed for the worker."""
         header = dict(msg.header)
-        if msg.id is not None:
+        if msg.id is not None and self.front.codec.schema.messages[msg.type].kind != "request":
+            del header["id"]  # nothing answers a stream message: an id would only leave a pending entry
+        elif msg.id is not None:
             link_id = self._next_id()
             started = time.monotonic() if msg.type in TURN_REQUESTS else None
-            self.pending[link_id] = _Pending(msg.id, route, started=started)
+            deadline = time.monotonic() + self.front.pending_timeout_s
+            self.pending[link_id] = _Pending(msg.id, route, started=started, deadline=deadline)
             header["id"] = link_id
         if route is not None and route.worker_sid is not None:
             header["sid"] = route.worker_sid
@@ -226,6 +238,8 @@ class Front(EngineEndpoint):
         self._link_locks: dict[tuple[bytes, int], asyncio.Lock] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="convai-bridge-"))
         self._closing = False
+        # A worker answers every request within its own Convai timeouts and retries; past that it is stuck.
+        self.pending_timeout_s = config.request_timeout_s * (config.max_retries + 1) + LINK_TIMEOUT_S
 
     # -- workers ---------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -319,6 +333,9 @@ class Front(EngineEndpoint):
     async def _load_loop(self) -> None:
         while True:
             await asyncio.sleep(2.0)
+            now = time.monotonic()
+            for link in list(self.links.values()):
+                link.expire(now)
             if self.metrics:
                 for w in self.workers:
                     self.metrics.worker_load(w.name, len(w.sessions), w.proc.pid if w.proc and w.alive else None)
@@ -446,6 +463,8 @@ class Front(EngineEndpoint):
         await asyncio.gather(*(close(sid) for sid in list(client.sessions)))
         for key in [k for k in self.links if k[0] == client.identity]:
             self.links.pop(key).close()
+        for key in [k for k in self._link_locks if k[0] == client.identity]:
+            del self._link_locks[key]
 
     # -- worker side -----------------------------------------------------------------------------
     def observe(self, route: Route, header: dict[str, Any]) -> bool:

@@ -124,6 +124,8 @@ namespace ConvaiBridge.Protocol
         public const string MessageTooLarge = "message_too_large";
         /// <summary>max_sessions for this client reached</summary>
         public const string TooManySessions = "too_many_sessions";
+        /// <summary>the client sent requests (or a session audio_in) faster than the daemon's per-client / per-session limit; this one was dropped</summary>
+        public const string RateLimited = "rate_limited";
         /// <summary>no such sid for this client</summary>
         public const string UnknownSession = "unknown_session";
         /// <summary>the session is still connecting or reconnecting</summary>
@@ -134,6 +136,8 @@ namespace ConvaiBridge.Protocol
         public const string UnsupportedAudioFormat = "unsupported_audio_format";
         /// <summary>microphone audio arrived faster than real time; the oldest was dropped</summary>
         public const string AudioOverflow = "audio_overflow";
+        /// <summary>the client did not read fast enough; messages for it (audio first) were dropped</summary>
+        public const string SlowConsumer = "slow_consumer";
         /// <summary>a turn is already in progress on a backend that handles one at a time</summary>
         public const string Busy = "busy";
         /// <summary>Convai 400</summary>
@@ -187,11 +191,13 @@ namespace ConvaiBridge.Protocol
                 case "unauthorized":
                 case "message_too_large":
                 case "too_many_sessions":
+                case "rate_limited":
                 case "unknown_session":
                 case "session_not_ready":
                 case "unsupported":
                 case "unsupported_audio_format":
                 case "audio_overflow":
+                case "slow_consumer":
                 case "busy":
                 case "convai_bad_request":
                 case "convai_unauthorized":
@@ -222,8 +228,10 @@ namespace ConvaiBridge.Protocol
             switch (code)
             {
                 case "too_many_sessions":
+                case "rate_limited":
                 case "session_not_ready":
                 case "audio_overflow":
+                case "slow_consumer":
                 case "busy":
                 case "convai_rate_limited":
                 case "convai_server_error":
