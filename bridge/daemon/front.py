@@ -253,7 +253,12 @@ class Front(EngineEndpoint):
         self._spawn(self._load_loop(), "worker-load")
 
     async def _spawn_worker(self, worker: Worker) -> None:
-        settings = {k: getattr(self.config, k) for k in SETTINGS}
+        settings: dict[str, Any] = {k: getattr(self.config, k) for k in SETTINGS}
+        # The front enforces the per-client limits; a worker's only client is the front, which reads
+        # eagerly and must never be throttled by a second copy of the same limits.
+        settings["max_requests_per_s"] = 100 * self.config.max_requests_per_s
+        settings["max_audio_in_per_s"] = 100 * self.config.max_audio_in_per_s
+        settings["client_send_hwm"] = max(10000, self.config.client_send_hwm)
         env = dict(os.environ)
         if self.config.api_key:
             env["CONVAI_API_KEY"] = self.config.api_key.reveal() or ""

@@ -23,6 +23,7 @@ from aiohttp import web
 from bridge.backends.errors import error_from_response
 from bridge.client import BridgeClient, BridgeError
 from bridge.config import Secret
+from bridge.daemon.front import Front
 from bridge.daemon.router import Daemon
 from bridge.wire.codec import pack
 from tests.conftest import CHARACTER, daemon_config
@@ -356,3 +357,24 @@ def test_no_routing_id_is_set_by_the_shipped_clients() -> None:
                 text = path.read_text(errors="replace")
                 for needle in ("ROUTING_ID", "zmq.IDENTITY", "routing_id", "Options.Identity", "ZMQ_IDENTITY"):
                     assert needle not in text, f"{path} sets {needle}"
+
+
+async def test_resume_moves_sessions_through_the_front_too(tmp_path: Path, emulator: object) -> None:
+    front = Front(daemon_config(tmp_path, emulator, metrics_port=0), 1)
+    await front.start()
+    first, second = Peer(front.endpoint), Peer(front.endpoint)
+    try:
+        await first.hello(front.token)
+        await first.send({"v": 1, "type": "session_open", "id": 2, "character_id": CHARACTER, "backend": "stream"})
+        sid = (await first.recv_type("ack", timeout=30))["sid"]
+        await first.recv_type("session_opened", timeout=30)
+        first.close()
+        welcome = await second.hello(front.token, resume=[sid])
+        assert welcome["resumed"] == [sid]
+        await second.send({"v": 1, "type": "text", "id": 3, "sid": sid, "text": "My name is Ada."})
+        assert (await second.recv_type("ack", timeout=30))["sid"] == sid
+        done = await second.recv_type("turn_completed", timeout=30)
+        assert done["sid"] == sid
+    finally:
+        second.close()
+        await front.stop()
