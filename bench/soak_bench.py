@@ -176,7 +176,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "soak.toml"
         # The fuzz bursts measure handling, not the rate limit, so it is set high here.
-        cfg.write_text("max_requests_per_s = 100000\nmax_sessions = 8\nclient_send_hwm = 1000\n")
+        settings = {"max_requests_per_s": 100000, "max_session_requests_per_s": 100000, "max_sessions": 8}
+        cfg.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
         args = ("--workers", "2", "--metrics-port", str(metrics_port), "--config", str(cfg))
         with stack(args) as s:
             return asyncio.run(_soak(s.endpoint, s.token, s.daemon.pid, metrics_port, seconds))

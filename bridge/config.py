@@ -65,6 +65,7 @@ class Config:
     workers: int = -1  # -1: one worker process per core; 0: sessions in the daemon process; N: N workers
     metrics_port: int = 9464  # Prometheus /metrics on 127.0.0.1:PORT; 0: off
     max_requests_per_s: int = 200  # per client, messages other than audio_in/pong (burst: twice that)
+    max_session_requests_per_s: int = 50  # requests naming one session (burst: twice that)
     max_audio_in_per_s: int = 400  # audio_in messages per session (burst: twice that)
     client_send_hwm: int = 1000  # messages queued for one client before its output is dropped (slow_consumer)
     allowed_url_hosts: str = ""  # comma-separated hosts session_open.url may name besides loopback and Convai's

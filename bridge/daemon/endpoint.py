@@ -63,6 +63,7 @@ class ClientState:
     sessions: set[str] = field(default_factory=set)
     requests: TokenBucket = field(default_factory=lambda: bucket(200))
     audio_in: dict[str, TokenBucket] = field(default_factory=dict)  # per owned session
+    session_requests: dict[str, TokenBucket] = field(default_factory=dict)  # per owned session
     dropped_out: int = 0  # output dropped since the last slow_consumer report
     audio_paused_until: float = 0.0  # after a full queue, audio waits so control messages get through
     last_out_report: float = 0.0
@@ -419,37 +420,47 @@ class EngineEndpoint(ABC):
         self.on_request(client, msg)
 
     def _admit(self, client: ClientState, msg: Message) -> bool:
-        """Per-session audio_in and per-client request rate limits; over them a message is dropped."""
+        """Per-client and per-session rate limits; over them a message is dropped (requests are answered)."""
         if msg.type == "pong":
             return True
         now = time.monotonic()
-        owned_audio = msg.type == "audio_in" and msg.sid in client.sessions
-        if owned_audio:
-            assert msg.sid is not None
-            limiter = client.audio_in.get(msg.sid)
-            if limiter is None:
-                limiter = client.audio_in[msg.sid] = bucket(self.config.max_audio_in_per_s)
+        owned = msg.sid if msg.sid in client.sessions else None
+        cfg = self.config
+        if owned is not None and msg.type == "audio_in":
+            limiters = [self._session_bucket(client.audio_in, owned, cfg.max_audio_in_per_s)]
+            what = "audio_in for this session"
+        elif owned is not None:
+            limiters = [
+                client.requests,
+                self._session_bucket(client.session_requests, owned, cfg.max_session_requests_per_s),
+            ]
+            what = "requests for this session"
         else:
-            limiter = client.requests
-        if limiter.take(now):
+            limiters = [client.requests]
+            what = "requests from this client"
+        limiter = next((b for b in limiters if not b.take(now)), None)
+        if limiter is None:
             return True
         if self.metrics is not None:
             self.metrics.dropped.labels(msg.type, "rate_limited").inc()
         req_id = _reply_id(msg.id)
-        if req_id is None and now - client.last_in_report < 1.0:
-            return False
         if req_id is None:
+            if now - client.last_in_report < 1.0:
+                return False
             client.last_in_report = now
-        what = "audio_in for this session" if owned_audio else "requests"
         err = ProtocolError(
-            "rate_limited",
-            f"{what} over the daemon's limit; dropped",
-            req_id,
-            msg.sid if owned_audio else None,
+            "rate_limited", f"{what} over the daemon's limit; dropped", req_id, owned,
             retry_after_ms=limiter.retry_after_ms(),
-        )
+        )  # fmt: skip
         self.send_error(client.identity, err)
         return False
+
+    @staticmethod
+    def _session_bucket(buckets: dict[str, TokenBucket], sid: str, rate: int) -> TokenBucket:
+        limiter = buckets.get(sid)
+        if limiter is None:
+            limiter = buckets[sid] = bucket(rate)
+        return limiter
 
     def _hello(self, client: ClientState | None, route_id: bytes, conn: str, msg: Message) -> None:
         proto = msg["protocol"]
@@ -525,8 +536,9 @@ class EngineEndpoint(ABC):
             for client in list(self.clients.values()):
                 if client.gone:
                     continue
-                for sid in [sid for sid in client.audio_in if sid not in client.sessions]:
-                    del client.audio_in[sid]
+                for buckets in (client.audio_in, client.session_requests):
+                    for sid in [sid for sid in buckets if sid not in client.sessions]:
+                        del buckets[sid]
                 if now - client.last_seen > timeout:
                     self._begin_reap(client)
                 elif client.route_id is not None and now - client.last_sent >= period:

@@ -258,6 +258,7 @@ class Front(EngineEndpoint):
         # eagerly and must never be throttled by a second copy of the same limits.
         settings["max_requests_per_s"] = 100 * self.config.max_requests_per_s
         settings["max_audio_in_per_s"] = 100 * self.config.max_audio_in_per_s
+        settings["max_session_requests_per_s"] = 100 * self.config.max_session_requests_per_s
         settings["client_send_hwm"] = max(10000, self.config.client_send_hwm)
         env = dict(os.environ)
         if self.config.api_key:

@@ -111,7 +111,9 @@ async def test_a_slow_consumer_is_bounded_and_told_while_others_stay_whole(tmp_p
 
 
 async def test_request_floods_are_rate_limited_and_every_request_answered(tmp_path: Path, emulator: object) -> None:
-    d = Daemon(daemon_config(tmp_path, emulator, max_requests_per_s=50, max_audio_in_per_s=20, metrics_port=0))
+    cfg = daemon_config(tmp_path, emulator, max_requests_per_s=50, max_audio_in_per_s=20, metrics_port=0)
+    cfg.max_session_requests_per_s = 10
+    d = Daemon(cfg)
     await d.start()
     peer = Raw(d.endpoint)
     try:
@@ -140,6 +142,17 @@ async def test_request_floods_are_rate_limited_and_every_request_answered(tmp_pa
         err = await peer.recv_type("error")
         assert (err["code"], err["sid"]) == ("rate_limited", sid)
         assert sid in d.sessions and d.sessions[sid].stats.audio_in_frames < 300
+
+        await asyncio.sleep(1.0)
+        for i in range(60):  # within the client's limit, over the session's
+            await peer.send({"v": 1, "type": "interrupt", "id": 5000 + i, "sid": sid})
+        replies: dict[int, str] = {}
+        while len(replies) < 60:
+            msg = await peer.recv()
+            if msg.get("id", 0) >= 5000:
+                replies[msg["id"]] = msg["type"] if msg["type"] == "ack" else msg["code"]
+                assert msg.get("sid") == sid
+        assert set(replies.values()) == {"ack", "rate_limited"}
     finally:
         peer.close()
         await d.stop()
