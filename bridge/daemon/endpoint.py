@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 ZAP_DOMAIN = "convai-bridge"
 CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume"]
-
-
 SLOW_AUDIO_PAUSE_S = 0.5
 UNAUTHENTICATED_REPLIES_PER_S = 200  # shared by every connection that has not said hello
 MAX_FRAMES = 8  # header + binary frames kept per message; no message type declares more than one frame
@@ -55,7 +53,6 @@ class ClientState:
     identity: bytes  # the daemon's own key for this client (owner of its sessions), never a routing id
     route_id: bytes | None = None  # ZeroMQ routing id of its current connection; None while detached
     conn: str | None = None  # the ZAP tag of that connection
-    ready: bool = True
     name: str = ""
     gone: bool = False
     last_seen: float = field(default_factory=time.monotonic)
