@@ -28,6 +28,7 @@ GROUPS = {
     "turns": ("bench.turn_bench", "turn completion and first-text latency per emulator profile"),
     "reconnect": ("bench.reconnect_bench", "network blip to resumed: signal resume, in-room re-join"),
     "emulator": ("bench.emulator_bench", "emulator CPU per session (own aiortc path), speech recognition cost"),
+    "soak": ("bench.soak_bench", "daemon memory over a soak with a slow consumer and fuzz bursts"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
@@ -37,6 +38,8 @@ TARGETS = {
     "max_live_sessions_realtime": ">= 100",
     "bridge_latency_p99_ms_at50": "<= 2",
     **{f"turn_completion_{p}": "= 1" for p in ("current", "websdk", "stale_session", "legacy", "slow_start")},
+    "soak_rss_growth_mb": "<= 20",
+    "fuzz_internal_errors": "== 0",
 }
 
 

@@ -64,6 +64,12 @@ class Config:
     log_level: str = "INFO"
     workers: int = -1  # -1: one worker process per core; 0: sessions in the daemon process; N: N workers
     metrics_port: int = 9464  # Prometheus /metrics on 127.0.0.1:PORT; 0: off
+    max_requests_per_s: int = 200  # per client, messages other than audio_in/pong (burst: twice that)
+    max_session_requests_per_s: int = 50  # requests naming one session (burst: twice that)
+    max_audio_in_per_s: int = 400  # audio_in messages per session (burst: twice that)
+    client_send_hwm: int = 1000  # messages queued for one client before its output is dropped (slow_consumer)
+    allowed_url_hosts: str = ""  # comma-separated hosts session_open.url may name besides loopback and Convai's
+    allow_any_url: bool = False  # let session_open.url name any host
 
     def is_loopback_endpoint(self) -> bool:
         return self.endpoint.startswith(("tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://", "inproc://"))
@@ -84,6 +90,8 @@ def _coerce(name: str, value: Any) -> Any:
         return value if isinstance(value, Secret) else Secret(str(value))
     if name == "connection_file":
         return Path(value).expanduser()
+    if name == "allowed_url_hosts" and isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
     if kind in ("int",):
         return int(value)
     if kind in ("float",):

@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 MAX_MESSAGE_CHARS = 500
+PARTIAL_SECRET_CHARS = 8  # this many consecutive characters of a secret count as an echo of it
 
 _STATUS_CODES: dict[int, str] = {
     400: "convai_bad_request",
@@ -171,11 +172,38 @@ def server_code_from_body(body: Any) -> str | None:
     return None
 
 
+def _secret_spans(text: str, secret: str) -> list[tuple[int, int]]:
+    """Where `text` holds any run of at least PARTIAL_SECRET_CHARS characters of `secret`.
+
+    Servers echo keys cut short (a prefix in an error body, a suffix in "key ending in …"), so
+    every window of the secret is looked for, and overlapping hits merge into one span.
+    """
+    width = min(len(secret), PARTIAL_SECRET_CHARS)
+    lowered, needle = text.lower(), secret.lower()
+    spans: list[tuple[int, int]] = []
+    for start in range(len(needle) - width + 1):
+        window = needle[start : start + width]
+        at = lowered.find(window)
+        while at != -1:
+            spans.append((at, at + width))
+            at = lowered.find(window, at + 1)
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """Remove secrets from text that may echo request data, and cap its length."""
+    """Remove secrets, whole or in part, from text that may echo request data, and cap its length."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
+        if not secret or len(secret) < 4:
+            continue
+        for lo, hi in reversed(_secret_spans(text, secret)):
+            text = text[:lo] + "[redacted]" + text[hi:]
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     return text

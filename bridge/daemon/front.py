@@ -35,6 +35,7 @@ from bridge.backends.registry import backend_class
 from bridge.config import Config
 from bridge.daemon.endpoint import ClientState, EngineEndpoint, wake_reader
 from bridge.daemon.metrics import BridgeMetrics
+from bridge.daemon.offer_url import check_offer_url
 from bridge.session import validate_audio_format
 from bridge.wire.codec import Message, now_us, pack
 from bridge.wire.errors import ProtocolError
@@ -60,6 +61,8 @@ SETTINGS = (
     "retry_base_s",
     "retry_cap_s",
     "log_level",
+    "allowed_url_hosts",
+    "allow_any_url",
 )
 
 
@@ -90,6 +93,7 @@ class Route:
     worker_sid: str | None = None
     character_session_id: str | None = None
     reopening: bool = False
+    close_reason: str | None = None  # overrides the worker's session_closed reason
 
 
 @dataclass
@@ -98,6 +102,7 @@ class _Pending:
     route: Route | None = None
     future: asyncio.Future[dict[str, Any]] | None = None
     started: float | None = None  # turn requests: for the turn-latency metric
+    deadline: float = float("inf")  # client requests: answered worker_failed if the worker is silent past it
 
 
 class Link:
@@ -130,6 +135,14 @@ class Link:
             self.task.cancel()
         self.sock.close()
 
+    def expire(self, now: float) -> None:
+        """Answer the client's requests the worker left unanswered past their deadline."""
+        for link_id in [k for k, p in self.pending.items() if p.client_id is not None and p.deadline < now]:
+            pending = self.pending.pop(link_id)
+            sid = pending.route.sid if pending.route else None
+            err = ProtocolError("worker_failed", "the daemon worker did not answer in time", pending.client_id, sid)
+            self.front.send_error(self.owner, err)
+
     def _next_id(self) -> int:
         return next(self.ids) & 0xFFFFFFFF
 
@@ -153,10 +166,13 @@ class Link:
     def forward(self, msg: Message, route: Route | None) -> None:
         """A validated client message, re-addressed for the worker."""
         header = dict(msg.header)
-        if msg.id is not None:
+        if msg.id is not None and self.front.codec.schema.messages[msg.type].kind != "request":
+            del header["id"]  # nothing answers a stream message: an id would only leave a pending entry
+        elif msg.id is not None:
             link_id = self._next_id()
             started = time.monotonic() if msg.type in TURN_REQUESTS else None
-            self.pending[link_id] = _Pending(msg.id, route, started=started)
+            deadline = time.monotonic() + self.front.pending_timeout_s
+            self.pending[link_id] = _Pending(msg.id, route, started=started, deadline=deadline)
             header["id"] = link_id
         if route is not None and route.worker_sid is not None:
             header["sid"] = route.worker_sid
@@ -222,6 +238,8 @@ class Front(EngineEndpoint):
         self._link_locks: dict[tuple[bytes, int], asyncio.Lock] = {}
         self._dir = Path(tempfile.mkdtemp(prefix="convai-bridge-"))
         self._closing = False
+        # A worker answers every request within its own Convai timeouts and retries; past that it is stuck.
+        self.pending_timeout_s = config.request_timeout_s * (config.max_retries + 1) + LINK_TIMEOUT_S
 
     # -- workers ---------------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -235,7 +253,13 @@ class Front(EngineEndpoint):
         self._spawn(self._load_loop(), "worker-load")
 
     async def _spawn_worker(self, worker: Worker) -> None:
-        settings = {k: getattr(self.config, k) for k in SETTINGS}
+        settings: dict[str, Any] = {k: getattr(self.config, k) for k in SETTINGS}
+        # The front enforces the per-client limits; a worker's only client is the front, which reads
+        # eagerly and must never be throttled by a second copy of the same limits.
+        settings["max_requests_per_s"] = 100 * self.config.max_requests_per_s
+        settings["max_audio_in_per_s"] = 100 * self.config.max_audio_in_per_s
+        settings["max_session_requests_per_s"] = 100 * self.config.max_session_requests_per_s
+        settings["client_send_hwm"] = max(10000, self.config.client_send_hwm)
         env = dict(os.environ)
         if self.config.api_key:
             env["CONVAI_API_KEY"] = self.config.api_key.reveal() or ""
@@ -315,6 +339,9 @@ class Front(EngineEndpoint):
     async def _load_loop(self) -> None:
         while True:
             await asyncio.sleep(2.0)
+            now = time.monotonic()
+            for link in list(self.links.values()):
+                link.expire(now)
             if self.metrics:
                 for w in self.workers:
                     self.metrics.worker_load(w.name, len(w.sessions), w.proc.pid if w.proc and w.alive else None)
@@ -355,6 +382,10 @@ class Front(EngineEndpoint):
             return link
 
     # -- client side -----------------------------------------------------------------------------
+    def session_owner(self, sid: str) -> bytes | None:
+        route = self.routes.get(sid)
+        return route.owner if route is not None else None
+
     def on_request(self, client: ClientState, msg: Message) -> None:
         if msg.type == "session_open":
             self._spawn(self._open(client, msg), f"open-{msg.id}")
@@ -384,6 +415,7 @@ class Front(EngineEndpoint):
             return
         try:
             validate_audio_format(msg.get("audio"))
+            check_offer_url(msg.get("url"), self.config)
             backend = msg.get("backend", "live")
             backend_class(backend)
         except ProtocolError as err:
@@ -423,17 +455,22 @@ class Front(EngineEndpoint):
             client.sessions.discard(sid)
 
     async def client_gone(self, client: ClientState) -> None:
-        for sid in list(client.sessions):
+        async def close(sid: str) -> None:
             route = self.routes.get(sid)
             if route is None:
-                continue
+                return
+            route.close_reason = "client_gone"  # the worker closes it as an ordinary session_close
             link = self.links.get((client.identity, route.worker.index))
             if link is not None and route.worker_sid:
                 with contextlib.suppress(Exception):
                     await link.call("session_close", {"sid": route.worker_sid})
             self.drop_route(sid)
+
+        await asyncio.gather(*(close(sid) for sid in list(client.sessions)))
         for key in [k for k in self.links if k[0] == client.identity]:
             self.links.pop(key).close()
+        for key in [k for k in self._link_locks if k[0] == client.identity]:
+            del self._link_locks[key]
 
     # -- worker side -----------------------------------------------------------------------------
     def observe(self, route: Route, header: dict[str, Any]) -> bool:
@@ -453,6 +490,8 @@ class Front(EngineEndpoint):
         elif kind == "session_closed":
             if route.reopening:
                 return False
+            if route.close_reason:
+                header["reason"] = route.close_reason
             self.drop_route(route.sid)
         return True
 

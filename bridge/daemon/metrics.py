@@ -80,6 +80,12 @@ class BridgeMetrics:
             registry=r,
         )
         self.errors = Counter("convai_bridge_errors_total", "Protocol errors sent to clients", ["code"], registry=r)
+        self.dropped = Counter(
+            "convai_bridge_dropped_messages_total",
+            "Messages the daemon dropped: output for clients that did not read fast enough, rate-limited input",
+            ["type", "reason"],
+            registry=r,
+        )
         self.worker_sessions = Gauge("convai_bridge_worker_sessions", "Sessions per worker", ["worker"], registry=r)
         self.worker_cpu = Gauge(
             "convai_bridge_worker_cpu_seconds", "CPU seconds used by each worker process", ["worker"], registry=r

@@ -22,6 +22,7 @@ from bridge.backends.registry import backend_class
 from bridge.config import Config
 from bridge.daemon.endpoint import ClientState, EngineEndpoint
 from bridge.daemon.metrics import BridgeMetrics
+from bridge.daemon.offer_url import check_offer_url
 from bridge.session import Session, validate_audio_format
 from bridge.wire.codec import Message
 from bridge.wire.errors import ProtocolError
@@ -49,8 +50,12 @@ class Daemon(EngineEndpoint):
             await self.http.close()
 
     async def client_gone(self, client: ClientState) -> None:
-        for sid in list(client.sessions):
-            await self._close_session(sid, "client_gone")
+        closing = [self._close_session(sid, "client_gone") for sid in list(client.sessions)]
+        await asyncio.gather(*closing, return_exceptions=True)
+
+    def session_owner(self, sid: str) -> bytes | None:
+        session = self.sessions.get(sid)
+        return session.owner if session is not None else None
 
     def on_request(self, client: ClientState, msg: Message) -> None:
         identity = client.identity
@@ -83,6 +88,7 @@ class Daemon(EngineEndpoint):
             return
         try:
             audio = validate_audio_format(msg.get("audio"))
+            check_offer_url(msg.get("url"), self.config)
             backend_name = msg.get("backend", "live")
             cls = backend_class(backend_name)
         except ProtocolError as err:
@@ -185,8 +191,7 @@ class Daemon(EngineEndpoint):
         if session.turn and not session.turn.completed:
             session.interrupt_local()
         await session.stop()
-        if reason != "client_gone":
-            session.emit("session_closed", fields)
+        session.emit("session_closed", fields)  # a timed-out client may only be silent, not gone
 
     async def _session_request(self, session: Session, msg: Message) -> None:
         lock = self._locks.get(session.sid)

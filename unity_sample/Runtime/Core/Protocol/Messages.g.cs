@@ -112,6 +112,8 @@ namespace ConvaiBridge.Protocol
         public const string MissingField = "missing_field";
         /// <summary>a field has the wrong type or value</summary>
         public const string InvalidField = "invalid_field";
+        /// <summary>session_open.url is not a loopback or configured host (allowed_url_hosts)</summary>
+        public const string ForbiddenUrl = "forbidden_url";
         /// <summary>protocol major version differs</summary>
         public const string VersionMismatch = "version_mismatch";
         /// <summary>a request before hello/welcome</summary>
@@ -122,6 +124,8 @@ namespace ConvaiBridge.Protocol
         public const string MessageTooLarge = "message_too_large";
         /// <summary>max_sessions for this client reached</summary>
         public const string TooManySessions = "too_many_sessions";
+        /// <summary>the client sent requests (or a session audio_in) faster than the daemon's per-client / per-session limit; this one was dropped</summary>
+        public const string RateLimited = "rate_limited";
         /// <summary>no such sid for this client</summary>
         public const string UnknownSession = "unknown_session";
         /// <summary>the session is still connecting or reconnecting</summary>
@@ -132,6 +136,8 @@ namespace ConvaiBridge.Protocol
         public const string UnsupportedAudioFormat = "unsupported_audio_format";
         /// <summary>microphone audio arrived faster than real time; the oldest was dropped</summary>
         public const string AudioOverflow = "audio_overflow";
+        /// <summary>the client did not read fast enough; messages for it (audio first) were dropped</summary>
+        public const string SlowConsumer = "slow_consumer";
         /// <summary>a turn is already in progress on a backend that handles one at a time</summary>
         public const string Busy = "busy";
         /// <summary>Convai 400</summary>
@@ -179,16 +185,19 @@ namespace ConvaiBridge.Protocol
                 case "unknown_type":
                 case "missing_field":
                 case "invalid_field":
+                case "forbidden_url":
                 case "version_mismatch":
                 case "not_ready":
                 case "unauthorized":
                 case "message_too_large":
                 case "too_many_sessions":
+                case "rate_limited":
                 case "unknown_session":
                 case "session_not_ready":
                 case "unsupported":
                 case "unsupported_audio_format":
                 case "audio_overflow":
+                case "slow_consumer":
                 case "busy":
                 case "convai_bad_request":
                 case "convai_unauthorized":
@@ -219,8 +228,10 @@ namespace ConvaiBridge.Protocol
             switch (code)
             {
                 case "too_many_sessions":
+                case "rate_limited":
                 case "session_not_ready":
                 case "audio_overflow":
+                case "slow_consumer":
                 case "busy":
                 case "convai_rate_limited":
                 case "convai_server_error":
@@ -525,6 +536,8 @@ namespace ConvaiBridge.Protocol
         public string ClientVersion;
         /// <summary>unity | unreal | python | …, informative; optional</summary>
         public string Engine;
+        /// <summary>1.1: sids this client owned on its previous connection to this daemon instance; their sessions move to this connection (§4); optional</summary>
+        public List<string> Resume;
 
         public override string Type { get { return TypeName; } }
         public override MessageKind Kind { get { return MessageKind.Request; } }
@@ -538,6 +551,7 @@ namespace ConvaiBridge.Protocol
             w.Str("client", Client, true, null);
             w.Str("client_version", ClientVersion, false, null);
             w.Str("engine", Engine, false, null);
+            w.StrList("resume", Resume, false);
             return w.Count;
         }
 
@@ -548,6 +562,7 @@ namespace ConvaiBridge.Protocol
             Client = r.Str("client", true, null);
             ClientVersion = r.Str("client_version", false, null);
             Engine = r.Str("engine", false, null);
+            Resume = r.StrList("resume", false);
         }
     }
 
@@ -567,6 +582,8 @@ namespace ConvaiBridge.Protocol
         public List<string> Capabilities;
         /// <summary>required</summary>
         public Limits Limits;
+        /// <summary>1.1: after hello.resume, every sid now on this connection; absent when nothing was resumed; optional</summary>
+        public List<string> Resumed;
 
         public override string Type { get { return TypeName; } }
         public override MessageKind Kind { get { return MessageKind.Reply; } }
@@ -581,6 +598,7 @@ namespace ConvaiBridge.Protocol
             w.StrList("backends", Backends, true);
             w.StrList("capabilities", Capabilities, true);
             w.Struct("limits", Limits, true);
+            w.StrList("resumed", Resumed, false);
             return w.Count;
         }
 
@@ -592,6 +610,7 @@ namespace ConvaiBridge.Protocol
             Backends = r.StrList("backends", true);
             Capabilities = r.StrList("capabilities", true);
             Limits = r.Struct("limits", true, Limits.Create);
+            Resumed = r.StrList("resumed", false);
         }
     }
 

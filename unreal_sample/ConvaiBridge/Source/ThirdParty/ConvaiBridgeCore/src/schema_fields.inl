@@ -107,6 +107,7 @@ void VisitFields(V& v, msg::Hello& m) {
   v("client", m.client, nullptr);
   v("client_version", m.client_version, nullptr);
   v("engine", m.engine, nullptr);
+  v("resume", m.resume, nullptr);
 }
 
 template <class V>
@@ -117,6 +118,7 @@ void VisitFields(V& v, msg::Welcome& m) {
   v("backends", m.backends, nullptr);
   v("capabilities", m.capabilities, nullptr);
   v("limits", m.limits, nullptr);
+  v("resumed", m.resumed, nullptr);
 }
 
 template <class V>

@@ -84,6 +84,7 @@ struct Hello {
   std::string client;  // client library name
   std::optional<std::string> client_version;
   std::optional<std::string> engine;  // unity | unreal | python | ..., informative
+  std::optional<std::vector<std::string>> resume;  // 1.1: sids this client owned on its previous connection to this daemon instance; their sessions move to this connection (?4)
 };
 
 struct Welcome {
@@ -94,6 +95,7 @@ struct Welcome {
   std::vector<std::string> backends;
   std::vector<std::string> capabilities;
   ::cvb::Limits limits;
+  std::optional<std::vector<std::string>> resumed;  // 1.1: after hello.resume, every sid now on this connection; absent when nothing was resumed
 };
 
 // Heartbeat. Either side sends it every heartbeat_ms; the other answers pong with the same id.
@@ -569,16 +571,19 @@ inline constexpr ErrorCodeInfo kErrorCodes[] = {
     {"unknown_type", false, false},
     {"missing_field", false, false},
     {"invalid_field", false, false},
+    {"forbidden_url", false, false},
     {"version_mismatch", false, true},
     {"not_ready", false, false},
     {"unauthorized", false, true},
     {"message_too_large", false, false},
     {"too_many_sessions", true, false},
+    {"rate_limited", true, false},
     {"unknown_session", false, false},
     {"session_not_ready", true, false},
     {"unsupported", false, false},
     {"unsupported_audio_format", false, false},
     {"audio_overflow", true, false},
+    {"slow_consumer", true, false},
     {"busy", true, false},
     {"convai_bad_request", false, false},
     {"convai_unauthorized", false, true},
