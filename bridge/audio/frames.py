@@ -70,11 +70,7 @@ class Framer:
     """
 
     def __init__(self, frame_samples: int | Fraction, channels: int = 1) -> None:
-        if (
-            isinstance(frame_samples, bool)
-            or not isinstance(frame_samples, int | Fraction)
-            or frame_samples < 1
-        ):
+        if isinstance(frame_samples, bool) or not isinstance(frame_samples, int | Fraction) or frame_samples < 1:
             raise AudioFormatError(AudioErrorCode.BAD_FRAME_SIZE, f"frame size must be >= 1, got {frame_samples!r}")
         self.size = Fraction(frame_samples)
         self.frame_samples = -((-self.size.numerator) // self.size.denominator)  # largest frame (ceil)
