@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bridge.audio.errors import AudioFormatError
-from bridge.audio.frames import Framer, frame_samples_for
+from bridge.audio.frames import Framer, frame_size_for
 from bridge.audio.lipsync import EnvelopeLipSync, frame_start_sample, samples_for_seconds
 from bridge.audio.pacing import Pacer
 from bridge.audio.pcm import from_bytes, validate_channels, validate_rate
@@ -43,7 +43,6 @@ def validate_audio_format(fmt: dict[str, int] | None) -> dict[str, int]:
         validate_channels(fmt["channels"])
         if not 5 <= fmt["frame_ms"] <= 200:
             raise AudioFormatError("bad_frame_size", f"frame_ms must be 5..200, got {fmt['frame_ms']}")
-        frame_samples_for(fmt["sample_rate"], fmt["frame_ms"])
     except AudioFormatError as exc:
         raise ProtocolError("unsupported_audio_format", exc.message) from exc
     return fmt
@@ -98,7 +97,8 @@ class Session:
         self.turn: _Turn | None = None
         self._turn_seq = 0
         self._out_seq = 0
-        self._frame_samples = frame_samples_for(audio["sample_rate"], audio["frame_ms"])
+        # Exact samples per frame; a fraction (11025 Hz x 10 ms) makes frames alternate 110/111 samples.
+        self._frame_samples = frame_size_for(audio["sample_rate"], audio["frame_ms"])
         self._out_q: deque[tuple[str, Any]] = deque()
         self._out_wakeup = asyncio.Event()
         self._pacer = Pacer(audio["sample_rate"], lead_ms=lead_ms)
@@ -119,6 +119,7 @@ class Session:
         self._max_audio_in_s = max_audio_in_ms / 1000.0
         self._last_overflow_report = 0.0
         self._pump_task: asyncio.Task[None] | None = None
+        self._last_ts: dict[int, int] = {}  # turn -> latest ts sent, so ts never decreases within a turn
         self.character_session_id: str | None = None
         self.opened_at = time.monotonic()
         # Set by the daemon: the backend ended the session on its own.
@@ -142,6 +143,14 @@ class Session:
     ) -> None:
         if self.state == "closed" and msg_type not in ("session_closed", "error"):
             return
+        turn = fields.get("turn") if fields else None
+        if ts is not None and isinstance(turn, int):
+            # Paced audio carries the (older) arrival time of its chunk; a control event of the same turn
+            # may already have gone out with a newer one. Clamp so a client sees ts non-decreasing per turn.
+            ts = max(ts, self._last_ts.get(turn, ts))
+            self._last_ts[turn] = ts
+            if len(self._last_ts) > 8:
+                del self._last_ts[min(self._last_ts)]
         self._emit(self, msg_type, {"sid": self.sid, **(fields or {})}, frames, ts)
 
     # -- turns -----------------------------------------------------------------------------------
@@ -164,9 +173,8 @@ class Session:
         ):
             current.claimed = True
             return current.id
-        if self.turn and not self.turn.completed:
-            # A new user turn supersedes an unfinished one (barge-in by text or voice).
-            self._finish_turn(interrupted=True, flush=True)
+        # A new user turn supersedes an unfinished one (barge-in by text or voice), or one still playing out.
+        self.interrupt_local()
         self._turn_seq += 1
         self.turn = _Turn(self._turn_seq, source, by_server=by_server, claimed=source == "voice" and not by_server)
         self.stats.turns += 1
@@ -215,7 +223,30 @@ class Session:
             self._queue_event("turn_completed", fields)
 
     def interrupt_local(self) -> None:
-        self._finish_turn(interrupted=True, flush=True)
+        turn = self.turn
+        if turn is not None and turn.completed:
+            self._cut_playout(turn.id)
+        else:
+            self._finish_turn(interrupted=True, flush=True)
+
+    def _cut_playout(self, turn_id: int) -> None:
+        """Interrupt a turn the backend has finished but whose audio is still queued (REST delivers a
+        whole reply at once): drop the rest of its audio and complete it as interrupted instead."""
+        if not any(kind == "audio" and item[0] == turn_id for kind, item in self._out_q):
+            return  # played out: nothing left to interrupt
+        pending = [item for kind, item in self._out_q if kind == "event" and item[1].get("turn") == turn_id]
+        self._flush_audio()
+        self.emit("lipsync_cancel", {"turn": turn_id})
+        completed = False
+        for msg_type, fields, ts in pending:
+            if msg_type == "bot_stopped_speaking":
+                continue  # _flush_audio sent it
+            if msg_type == "turn_completed":
+                fields = {**fields, "interrupted": True}
+                completed = True
+            self.emit(msg_type, fields, ts=ts)
+        if not completed:
+            self.emit("turn_completed", {"turn": turn_id, "interrupted": True})
 
     # -- backend events ---------------------------------------------------------------------------
     def on_event(self, event: ev.Event) -> None:
@@ -443,8 +474,13 @@ class Session:
         self._out_wakeup.set()
 
     def _flush_audio(self) -> bool:
+        """Drop queued audio and lip sync (interrupt). A queued bot_stopped_speaking still goes out, at
+        once: the client saw bot_started_speaking and must see its end."""
         had = any(kind == "audio" for kind, _ in self._out_q)
+        stopped = [item for kind, item in self._out_q if kind == "event" and item[0] == "bot_stopped_speaking"]
         self._out_q.clear()
+        for msg_type, fields, ts in stopped:
+            self.emit(msg_type, fields, ts=ts)
         self._framer.reset()
         if self._resampler is not None:
             self._resampler.reset()
@@ -469,7 +505,8 @@ class Session:
                     self._released_turn = turn_id
                 await self._pacer.wait_for(samples)
                 if not self._out_q or self._out_q[0][1] is not item:
-                    continue  # flushed while waiting
+                    self._pacer.reset()  # flushed while waiting: that frame was never sent
+                    continue
                 self._out_q.popleft()
                 if self.turn is None or self.turn.id != turn_id:
                     continue  # a newer turn superseded this audio
@@ -497,8 +534,6 @@ class Session:
                 msg_type, fields, ts = item
                 self._out_q.popleft()
                 self.emit(msg_type, fields, ts=ts)
-            if not self._out_q:
-                self._pacer.reset()  # drained: the clock re-anchors on the next frame
 
     async def _prebuffer(self, turn_id: int) -> None:
         """Hold a turn's first frames until a little audio is queued, so the engine starts with slack.

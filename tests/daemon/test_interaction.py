@@ -176,10 +176,14 @@ async def test_stream_backend_refuses_audio_features(client: BridgeClient) -> No
     assert info.value.code == "unsupported"
 
 
-async def test_unknown_character_fails_open_with_not_found(client: BridgeClient) -> None:
-    with pytest.raises(BridgeError) as info:
-        await client.open_session("00000000-0000-4000-8000-00000000dead", backend="interaction")
-    assert info.value.code == "convai_not_found" and info.value.fatal
+async def test_unknown_character_opens_and_its_turn_fails_with_not_found(client: BridgeClient) -> None:
+    # The character lookup at open is optional; getResponse is what reports the unknown character.
+    npc = await client.open_session("00000000-0000-4000-8000-00000000dead", backend="interaction")
+    turn = await npc.text("Hello?")
+    events = await npc.collect_turn(turn, timeout=15)
+    err = next(m for m in events if m.type == "error")
+    assert err["code"] == "convai_not_found" and err["status"] == 404
+    assert events[-1]["aborted"] is True
 
 
 async def test_bad_api_key_is_unauthorized_and_key_never_leaks(tmp_path, emulator) -> None:
