@@ -64,6 +64,11 @@ class Config:
     log_level: str = "INFO"
     workers: int = -1  # -1: one worker process per core; 0: sessions in the daemon process; N: N workers
     metrics_port: int = 9464  # Prometheus /metrics on 127.0.0.1:PORT; 0: off
+    # echo canceller (bridge.audio.echo): rough client playout + capture delay hinted to AEC3, the
+    # far-end FIFO bound, and how long an engine's audio_reference stream replaces the daemon's copy
+    aec_stream_delay_ms: int = 80
+    aec_max_reference_ms: int = 500
+    aec_reference_timeout_ms: int = 500
 
     def is_loopback_endpoint(self) -> bool:
         return self.endpoint.startswith(("tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://", "inproc://"))

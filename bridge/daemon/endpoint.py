@@ -31,7 +31,7 @@ from bridge.wire.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume"]
+CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume", "audio_reference"]
 
 
 @dataclass

@@ -60,6 +60,9 @@ SETTINGS = (
     "retry_base_s",
     "retry_cap_s",
     "log_level",
+    "aec_stream_delay_ms",
+    "aec_max_reference_ms",
+    "aec_reference_timeout_ms",
 )
 
 
@@ -367,7 +370,7 @@ class Front(EngineEndpoint):
             return
         link = self.links.get((client.identity, route.worker.index))
         if link is None or route.reopening or route.worker_sid is None:
-            if msg.type != "audio_in":
+            if msg.type not in ("audio_in", "audio_reference"):
                 text = "the session is moving to another daemon worker"
                 self.send_error(client.identity, ProtocolError("session_not_ready", text, msg.id, msg.sid))
             return

@@ -14,8 +14,8 @@
 namespace cvb {
 
 inline constexpr int kProtocolMajor = 1;
-inline constexpr int kProtocolMinor = 0;
-inline constexpr const char* kProtocolVersion = "1.0";
+inline constexpr int kProtocolMinor = 1;
+inline constexpr const char* kProtocolVersion = "1.1";
 
 // ---- structures ------------------------------------------------------------------------------
 struct AudioFormat {
@@ -136,6 +136,8 @@ struct SessionOpen {
   std::optional<bool> debug;
   std::optional<::cvb::AudioFormat> audio;  // what audio_out should be; default 48000/1/20
   std::optional<bool> voice;  // bot answers with audio; default true
+  std::optional<bool> echo_cancellation;  // AEC3 on the mic path, far end = audio_out or audio_reference; default true on live, false elsewhere; off: the mic passes bit-exact
+  std::optional<bool> noise_suppression;  // WebRTC noise suppression on the mic path; default true on live, false elsewhere
   std::optional<::cvb::LipSync> lipsync;
   std::optional<std::string> audio_routing;  // live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used)
 };
@@ -154,6 +156,15 @@ struct Text {
 struct AudioIn {
   static constexpr const char* kName = "audio_in";
   int64_t seq = 0;  // increments by 1 per frame; gaps are counted
+  int64_t sample_rate = 0;
+  int64_t channels = 0;
+  int64_t samples = 0;  // per channel
+};
+
+// Echo reference: the mixed game output the player hears (NPC voice as played, game sounds, music), sent as it is rendered; framed like audio_in. Replaces the daemon's audio_out copy as the canceller's far end while it flows. Ignored when echo_cancellation is off. No ack.
+struct AudioReference {
+  static constexpr const char* kName = "audio_reference";
+  int64_t seq = 0;  // increments by 1 per frame
   int64_t sample_rate = 0;
   int64_t channels = 0;
   int64_t samples = 0;  // per channel
@@ -391,6 +402,7 @@ enum class MessageType : uint8_t {
   SessionClose,
   Text,
   AudioIn,
+  AudioReference,
   EndOfUtterance,
   Trigger,
   ContextUpdate,
@@ -436,6 +448,7 @@ using Body = std::variant<
     msg::SessionClose,
     msg::Text,
     msg::AudioIn,
+    msg::AudioReference,
     msg::EndOfUtterance,
     msg::Trigger,
     msg::ContextUpdate,
@@ -495,6 +508,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"session_close", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"text", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"audio_in", MessageKind::Stream, SidRule::Required, Direction::Client, 1, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"audio_reference", MessageKind::Stream, SidRule::Required, Direction::Client, 1, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"end_of_utterance", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"trigger", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"context_update", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
@@ -528,7 +542,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"server_event", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"", MessageKind::Event, SidRule::Optional, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
 };
-inline constexpr size_t kMessageTypeCount = 42;
+inline constexpr size_t kMessageTypeCount = 43;
 
 struct ErrorCodeInfo {
   const char* code;
