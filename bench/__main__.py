@@ -25,6 +25,7 @@ GROUPS = {
     "bridge": ("bench.bridge_bench", "codec cost, bridge-added latency"),
     "live": ("bench.live_bench", "live CPU per session, connect time"),
     "load": ("bench.load_bench", "max real-time live sessions, memory, latency at N=50"),
+    "echo": ("bench.echo_bench", "mic-path echo cancellation: ERLE, CPU per 10 ms frame"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
@@ -33,6 +34,7 @@ TARGETS = {
     "live_cpu_pct_per_session": "<= 3",
     "max_live_sessions_realtime": ">= 100",
     "bridge_latency_p99_ms_at50": "<= 2",
+    "aec_erle_db": ">= 25",
 }
 
 
