@@ -26,8 +26,8 @@ reference; the remaining delay (client jitter buffer, device latency, acoustic p
 given to AEC3 as a rough hint (``stream_delay_ms``) and AEC3's delay estimator finds the rest.
 
 **Bounded.** The FIFO holds at most ``max_reference_ms``; older reference is dropped. When the mic
-stops (no frame for :data:`MIC_GAP_S`), the queued reference no longer lines up with anything and is
-dropped when the mic resumes.
+stops (nothing for :data:`MIC_GAP_S` after the last frame's audio), the queued reference no longer
+lines up with anything and is dropped when the mic resumes.
 
 Both switches off means the session never builds a canceller: the mic passes bit-exact.
 """
@@ -46,7 +46,7 @@ from bridge.audio.resample import StreamResampler
 
 APM_RATE = 48000  # the live backend's mic rate and the default audio_out rate: usually no resampling at all
 APM_FRAME = APM_RATE // 100  # the APM only takes 10 ms frames
-MIC_GAP_S = 0.25  # no mic frame for this long: the mic stopped, queued reference is stale
+MIC_GAP_S = 0.25  # no mic audio for this long past the end of the last frame: the mic stopped
 # Backends whose server-side VAD turns echo into barge-in; elsewhere the mic is push-to-talk (default off).
 ON_BY_DEFAULT = frozenset({"live"})
 
@@ -127,7 +127,7 @@ class EchoCanceller:
         self._ref_framer = Framer(APM_FRAME, 1)
         self._ref: deque[np.ndarray] = deque()
         self._max_ref = max(1, settings.max_reference_ms // 10)
-        self._last_mic: float | None = None
+        self._mic_due: float | None = None  # when the last mic frame's audio ran out (arrival + duration)
         self._client_ref_at: float | None = None
         self._silence = bytes(APM_FRAME * 2)
 
@@ -182,9 +182,10 @@ class EchoCanceller:
         """Run mic audio through the APM; returns processed APM_RATE mono int16 (whole 10 ms frames only,
         so up to 10 ms plus the resampler's delay is held back until the next call)."""
         now = self._clock()
-        if self._last_mic is not None and now - self._last_mic > MIC_GAP_S:
+        if self._mic_due is not None and now - self._mic_due > MIC_GAP_S:
             self._drop_reference()
-        self._last_mic = now
+        samples = pcm.shape[0] if pcm.ndim == 2 else pcm.shape[0] // channels
+        self._mic_due = now + samples / rate
         frames = self._mic_framer.push(self._mic(pcm, rate, channels))
         if not frames:
             return np.zeros(0, dtype=np.int16)

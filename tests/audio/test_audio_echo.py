@@ -178,6 +178,12 @@ def test_reference_queue_is_bounded_and_dropped_when_the_mic_stops() -> None:
     clock.now += 0.01
     ec.process(np.zeros(480, np.int16), R, 1)  # mic flowing: reference consumed in lockstep
     assert ec.queued_reference_ms == 90
+    ec.process(np.zeros(R // 2, np.int16), R, 1)  # a client sending half-second chunks: no gap
+    assert ec.queued_reference_ms == 0
+    clock.now += 0.6
+    ec.far_end(np.ones(R // 10, np.int16), R, 1)
+    ec.process(np.zeros(480, np.int16), R, 1)
+    assert ec.queued_reference_ms == 90
 
 
 def test_engine_reference_times_out_back_to_the_daemons_copy() -> None:
