@@ -50,6 +50,8 @@ class Room:
         self.t0 = loop.time()
         self.played = np.zeros(MAX_S * RATE, dtype=np.float64)  # what the loudspeaker emits (NPC only)
         self.write_end = 0
+        self.turn: int | None = None
+        self.anchor = 0
         self.with_music = with_music
         self.b, self.a = signal.butter(2, [150 / (RATE / 2), 7000 / (RATE / 2)], "band")
         self.zi = np.zeros(max(len(self.a), len(self.b)) - 1)
@@ -61,12 +63,18 @@ class Room:
         return int((self.loop.time() - self.t0) * RATE)
 
     def receive(self, msg: Message) -> None:
-        """An audio_out frame arrives: it plays after the jitter buffer, continuing what is queued."""
+        """An audio_out frame arrives. Like an engine's audio thread, the client starts a turn one jitter
+        buffer after its first frame and then plays it on the turn's sample clock (``offset``), so a
+        late-scheduled test task does not move the playout (the daemon's lead covers it)."""
         pcm = np.frombuffer(msg.frames[0], dtype="<i2").astype(np.float64)
-        start = max(self.now_sample() + self.jitter, self.write_end)
+        if msg["turn"] != self.turn:
+            self.turn = msg["turn"]
+            self.anchor = max(self.now_sample() + self.jitter, self.write_end)
+        start = self.anchor + msg["offset"]
         end = min(start + len(pcm), len(self.played))
-        self.played[start:end] = pcm[: end - start]
-        self.write_end = end
+        if end > start:
+            self.played[start:end] = pcm[: end - start]
+            self.write_end = max(self.write_end, end)
 
     def flush(self) -> None:
         """An interrupted turn: the client drops what it has not played yet."""
