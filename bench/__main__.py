@@ -29,6 +29,7 @@ GROUPS = {
     "reconnect": ("bench.reconnect_bench", "network blip to resumed: signal resume, in-room re-join"),
     "emulator": ("bench.emulator_bench", "emulator CPU per session (own aiortc path), speech recognition cost"),
     "soak": ("bench.soak_bench", "daemon memory over a soak with a slow consumer and fuzz bursts"),
+    "echo": ("bench.echo_bench", "mic-path echo cancellation: ERLE, CPU per 10 ms frame"),
 }
 UNITS = {"_db": "dB", "_us": "µs", "_ms": "ms", "_pct": "%", "_mb": "MiB"}
 TARGETS = {
@@ -40,6 +41,7 @@ TARGETS = {
     **{f"turn_completion_{p}": "= 1" for p in ("current", "websdk", "stale_session", "legacy", "slow_start")},
     "soak_rss_growth_mb": "<= 20",
     "fuzz_internal_errors": "== 0",
+    "aec_erle_db": ">= 25",
 }
 
 

@@ -70,6 +70,11 @@ class Config:
     client_send_hwm: int = 1000  # messages queued for one client before its output is dropped (slow_consumer)
     allowed_url_hosts: str = ""  # comma-separated hosts session_open.url may name besides loopback and Convai's
     allow_any_url: bool = False  # let session_open.url name any host
+    # echo canceller (bridge.audio.echo): rough client playout + capture delay hinted to AEC3, the
+    # far-end FIFO bound, and how long an engine's audio_reference stream replaces the daemon's copy
+    aec_stream_delay_ms: int = 80
+    aec_max_reference_ms: int = 500
+    aec_reference_timeout_ms: int = 500
 
     def is_loopback_endpoint(self) -> bool:
         return self.endpoint.startswith(("tcp://127.", "tcp://localhost:", "tcp://[::1]", "ipc://", "inproc://"))

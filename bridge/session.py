@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.audio.echo import APM_RATE, EchoCanceller
 from bridge.audio.errors import AudioFormatError
 from bridge.audio.frames import Framer, frame_size_for
 from bridge.audio.lipsync import EnvelopeLipSync, frame_start_sample, samples_for_seconds
@@ -85,12 +86,14 @@ class Session:
         prebuffer_ms: int = 0,
         lipsync: dict[str, Any] | None = None,
         label: str = "",
+        echo: EchoCanceller | None = None,
     ) -> None:
         self.sid = sid
         self.owner = owner
         self.backend = backend
         self.audio = audio
         self.label = label
+        self.echo = echo  # AEC/NS on the mic path; None: the mic passes bit-exact
         self._emit = emit
         self.state = "connecting"
         self.stats = SessionStats()
@@ -488,6 +491,8 @@ class Session:
             self._envelope.reset()
         self._pacer.reset()
         self._audio_turn = None
+        if self.echo is not None:
+            self.echo.drop_far_end()
         return had
 
     async def _pump(self) -> None:
@@ -513,6 +518,8 @@ class Session:
                 self._out_seq += 1
                 self.stats.audio_out_frames += 1
                 pcm = pcm[:samples]
+                if self.echo is not None:  # the far-end reference: what the client is about to play
+                    self.echo.far_end(pcm, self.audio["sample_rate"], self.audio["channels"])
                 self.emit(
                     "audio_out",
                     {
@@ -589,8 +596,22 @@ class Session:
             return
         self._in_samples += samples
         pcm = from_bytes(payload, channels)
+        if self.echo is not None:
+            pcm, rate, channels = self.echo.process(pcm, rate, channels), APM_RATE, 1
+            if pcm.size == 0:
+                return
         self.backend.audio_in(pcm, rate, channels)
 
+    def audio_reference(self, header: dict[str, Any], payload: bytes) -> None:
+        """The engine's mixed game output (far end for the echo canceller); same framing as audio_in."""
+        rate, channels = header["sample_rate"], header["channels"]
+        try:
+            validate_rate(rate)
+            validate_channels(channels)
+        except AudioFormatError as exc:
+            raise ProtocolError("unsupported_audio_format", exc.message, sid=self.sid) from exc
+        if self.echo is not None and header["samples"]:
+            self.echo.reference(from_bytes(payload, channels), rate, channels)
 
 def _word(w: ev.Word) -> dict[str, Any]:
     out: dict[str, Any] = {"text": w.text}

@@ -40,7 +40,7 @@ from bridge.wire.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 ZAP_DOMAIN = "convai-bridge"
-CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume"]
+CAPABILITIES = ["audio_in", "audio_out", "lipsync", "actions", "emotion", "narrative", "resume", "audio_reference"]
 SLOW_AUDIO_PAUSE_S = 0.5
 UNAUTHENTICATED_REPLIES_PER_S = 200  # shared by every connection that has not said hello
 MAX_FRAMES = 8  # header + binary frames kept per message; no message type declares more than one frame

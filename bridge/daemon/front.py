@@ -63,6 +63,9 @@ SETTINGS = (
     "log_level",
     "allowed_url_hosts",
     "allow_any_url",
+    "aec_stream_delay_ms",
+    "aec_max_reference_ms",
+    "aec_reference_timeout_ms",
 )
 
 
@@ -398,7 +401,7 @@ class Front(EngineEndpoint):
             return
         link = self.links.get((client.identity, route.worker.index))
         if link is None or route.reopening or route.worker_sid is None:
-            if msg.type != "audio_in":
+            if msg.type not in ("audio_in", "audio_reference"):
                 text = "the session is moving to another daemon worker"
                 self.send_error(client.identity, ProtocolError("session_not_ready", text, msg.id, msg.sid))
             return

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from bridge.audio.echo import EchoCanceller, EchoSettings
 from bridge.backends.base import Backend, BackendContext, OpenParams
 from bridge.backends.errors import ConvaiHTTPError
 from bridge.backends.registry import backend_class
@@ -66,11 +67,14 @@ class Daemon(EngineEndpoint):
         if session is None or session.owner != identity:
             self.send_error(identity, ProtocolError("unknown_session", f"no session {msg.sid!r}", msg.id, msg.sid))
             return
-        if msg.type == "audio_in":
+        if msg.type in ("audio_in", "audio_reference"):
             if session.state != "ready":
                 return  # mic audio before the backend is up is dropped, as a live mic would be
             try:
-                session.audio_in(msg.header, msg.frames[0])
+                if msg.type == "audio_in":
+                    session.audio_in(msg.header, msg.frames[0])
+                else:
+                    session.audio_reference(msg.header, msg.frames[0])
             except ProtocolError as err:
                 self.send_error(identity, err)
             return
@@ -134,6 +138,7 @@ class Daemon(EngineEndpoint):
             prebuffer_ms=self.config.audio_prebuffer_ms,
             lipsync=params.lipsync,
             label=msg.get("label", ""),
+            echo=self._echo_canceller(backend_name, msg),
         )
         holder["s"] = session
         session.on_backend_closed = lambda reason, message: self._spawn(
@@ -147,6 +152,17 @@ class Daemon(EngineEndpoint):
         session.start_pump()
         self.send(identity, "ack", {"id": msg.id, "sid": sid})
         self._spawn(self._connect_session(session), f"open-{sid}")
+
+    def _echo_canceller(self, backend_name: str, msg: Message) -> EchoCanceller | None:
+        cfg = self.config
+        settings = EchoSettings.for_session(
+            backend_name,
+            msg.header,
+            stream_delay_ms=cfg.aec_stream_delay_ms,
+            max_reference_ms=cfg.aec_max_reference_ms,
+            reference_timeout_ms=cfg.aec_reference_timeout_ms,
+        )
+        return EchoCanceller(settings) if settings.enabled else None
 
     async def _connect_session(self, session: Session) -> None:
         backend = session.backend

@@ -125,7 +125,7 @@ namespace ConvaiBridge.Tests
             client.Start();
             hello = t.WaitSent<HelloMessage>(h => true);
             Assert.Equal("tok", hello.Token, "token from options");
-            Assert.Equal("1.0", hello.Protocol, "protocol");
+            Assert.Equal(Message.ProtocolVersion, hello.Protocol, "protocol");
             return client;
         }
 

@@ -258,7 +258,7 @@ namespace ConvaiBridge.Tests
             var file = ConnectionInfo.Load(connectionFile);
             var welcome = _client.Welcome;
             Check("handshake (token from the connection file, version check)",
-                ready && _client.State == ConnectionState.Ready && welcome.Protocol == "1.0" && _client.InstanceId == file.InstanceId,
+                ready && _client.State == ConnectionState.Ready && welcome.Protocol == Message.ProtocolVersion && _client.InstanceId == file.InstanceId,
                 ready && welcome != null
                     ? "instance " + welcome.InstanceId + ", " + _client.TransportName + ", heartbeat " + welcome.Limits.HeartbeatMs + " ms"
                     : "state " + _client.State + (_client.LastError != null ? " " + Describe(_client.LastError) : ""));

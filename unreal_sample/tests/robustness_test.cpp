@@ -205,7 +205,7 @@ void Conversation() {
   auto hello = Expect(d, client, OfType(cvb::MessageType::Hello), 5000);
   if (!EXPECT(hello.has_value())) return;
   const auto& h = *hello->message->As<cvb::msg::Hello>();
-  EXPECT(h.protocol == "1.0" && h.token == kToken && h.client == cvb::kClientName);
+  EXPECT(h.protocol == cvb::kProtocolVersion && h.token == kToken && h.client == cvb::kClientName);
   EXPECT(h.engine && *h.engine == "unreal");
   d.Send(hello->identity, Welcome(*hello->message->id, "inst-1", 300, 1500));
   EXPECT(PumpUntil(client, [&] { return client.State() == cvb::ConnectionState::Ready; }, 2000, &d));

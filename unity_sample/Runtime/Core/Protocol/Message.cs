@@ -19,7 +19,7 @@ namespace ConvaiBridge.Protocol
     {
         /// <summary>The protocol major version this code speaks (envelope "v").</summary>
         public const int ProtocolMajor = 1;
-        public const string ProtocolVersion = "1.0";
+        public const string ProtocolVersion = "1.1";
 
         /// <summary>Request id (uint32), set by the client on requests and echoed on replies.</summary>
         public long? Id;

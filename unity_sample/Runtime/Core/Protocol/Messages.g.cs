@@ -765,6 +765,10 @@ namespace ConvaiBridge.Protocol
         public AudioFormat Audio;
         /// <summary>bot answers with audio; default true; optional</summary>
         public bool? Voice;
+        /// <summary>AEC3 on the mic path, far end = audio_out or audio_reference; default true on live, false elsewhere; off: the mic passes bit-exact; optional</summary>
+        public bool? EchoCancellation;
+        /// <summary>WebRTC noise suppression on the mic path; default true on live, false elsewhere; optional</summary>
+        public bool? NoiseSuppression;
         /// <summary>optional</summary>
         public LipSync Lipsync;
         /// <summary>live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used); one of WireEnums.AudioRouting; optional</summary>
@@ -797,6 +801,8 @@ namespace ConvaiBridge.Protocol
             w.Bool("debug", Debug, false);
             w.Struct("audio", Audio, false);
             w.Bool("voice", Voice, false);
+            w.Bool("echo_cancellation", EchoCancellation, false);
+            w.Bool("noise_suppression", NoiseSuppression, false);
             w.Struct("lipsync", Lipsync, false);
             w.Str("audio_routing", AudioRouting, false, WireEnums.AudioRouting.All);
             w.Str("llm_provider", LlmProvider, false, null);
@@ -822,6 +828,8 @@ namespace ConvaiBridge.Protocol
             Debug = r.OptBool("debug");
             Audio = r.Struct("audio", false, AudioFormat.Create);
             Voice = r.OptBool("voice");
+            EchoCancellation = r.OptBool("echo_cancellation");
+            NoiseSuppression = r.OptBool("noise_suppression");
             Lipsync = r.Struct("lipsync", false, LipSync.Create);
             AudioRouting = r.Str("audio_routing", false, WireEnums.AudioRouting.All);
             LlmProvider = r.Str("llm_provider", false, null);
@@ -880,6 +888,52 @@ namespace ConvaiBridge.Protocol
     {
         public const string TypeName = "audio_in";
         /// <summary>increments by 1 per frame; gaps are counted; required</summary>
+        public long Seq;
+        /// <summary>required</summary>
+        public long SampleRate;
+        /// <summary>required</summary>
+        public long Channels;
+        /// <summary>per channel; required</summary>
+        public long Samples;
+        /// <summary>Binary frame 1 (pcm_s16le).</summary>
+        public byte[] Payload;
+
+        public override string Type { get { return TypeName; } }
+        public override MessageKind Kind { get { return MessageKind.Stream; } }
+        public override Direction Direction { get { return Direction.Client; } }
+        public override SidRule SidRule { get { return SidRule.Required; } }
+        private static readonly string[] Kinds = { "pcm_s16le" };
+        public override string[] FrameKinds { get { return Kinds; } }
+        public override IList<byte[]> GetFrames() { return new[] { Payload }; }
+        public override void SetFrame(int index, byte[] data)
+        {
+            if (index == 0) Payload = data;
+        }
+        internal override long ExpectedFrameBytes(int index) { return Samples * Channels * 2; }
+
+        internal override int WriteFields(FieldWriter w)
+        {
+            w.Int("seq", Seq);
+            w.Int("sample_rate", SampleRate);
+            w.Int("channels", Channels);
+            w.Int("samples", Samples);
+            return w.Count;
+        }
+
+        internal override void ReadFields(FieldReader r)
+        {
+            Seq = r.Int("seq");
+            SampleRate = r.Int("sample_rate");
+            Channels = r.Int("channels");
+            Samples = r.Int("samples");
+        }
+    }
+
+    /// <summary>Echo reference: the mixed game output the player hears (NPC voice as played, game sounds, music), sent as it is rendered; framed like audio_in. Replaces the daemon's audio_out copy as the canceller's far end while it flows. Ignored when echo_cancellation is off. No ack.</summary>
+    public sealed partial class AudioReferenceMessage : Message
+    {
+        public const string TypeName = "audio_reference";
+        /// <summary>increments by 1 per frame; required</summary>
         public long Seq;
         /// <summary>required</summary>
         public long SampleRate;
@@ -1959,7 +2013,7 @@ namespace ConvaiBridge.Protocol
     /// <summary>Creates an empty message object for a type name; null for unknown types.</summary>
     public static class MessageRegistry
     {
-        public static readonly string[] AllTypes = { "hello", "welcome", "ping", "pong", "ack", "error", "session_open", "session_close", "text", "audio_in", "end_of_utterance", "trigger", "context_update", "dynamic_info", "scene_update", "template_keys", "interrupt", "tts_toggle", "stt_toggle", "reset_idle_timer", "session_opened", "session_state", "session_closed", "turn_started", "user_transcript", "bot_text", "subtitle", "bot_reply", "bot_started_speaking", "bot_stopped_speaking", "audio_out", "actions", "emotion", "visemes", "blendshapes", "lipsync_cancel", "narrative", "moderation", "no_response", "turn_completed", "idle_warning", "metrics", "server_event" };
+        public static readonly string[] AllTypes = { "hello", "welcome", "ping", "pong", "ack", "error", "session_open", "session_close", "text", "audio_in", "audio_reference", "end_of_utterance", "trigger", "context_update", "dynamic_info", "scene_update", "template_keys", "interrupt", "tts_toggle", "stt_toggle", "reset_idle_timer", "session_opened", "session_state", "session_closed", "turn_started", "user_transcript", "bot_text", "subtitle", "bot_reply", "bot_started_speaking", "bot_stopped_speaking", "audio_out", "actions", "emotion", "visemes", "blendshapes", "lipsync_cancel", "narrative", "moderation", "no_response", "turn_completed", "idle_warning", "metrics", "server_event" };
 
         public static Message Create(string type)
         {
@@ -1975,6 +2029,7 @@ namespace ConvaiBridge.Protocol
                 case "session_close": return new SessionCloseMessage();
                 case "text": return new TextMessage();
                 case "audio_in": return new AudioInMessage();
+                case "audio_reference": return new AudioReferenceMessage();
                 case "end_of_utterance": return new EndOfUtteranceMessage();
                 case "trigger": return new TriggerMessage();
                 case "context_update": return new ContextUpdateMessage();

@@ -128,7 +128,8 @@ int64_t FrameBytesFor(const T& body, FrameKind kind) {
     if (r > limit) return -1;
     return static_cast<int64_t>(r) * c;
   };
-  if constexpr (std::is_same_v<T, msg::AudioIn> || std::is_same_v<T, msg::AudioOut>) {
+  if constexpr (std::is_same_v<T, msg::AudioIn> || std::is_same_v<T, msg::AudioReference> ||
+                std::is_same_v<T, msg::AudioOut>) {
     if (kind == FrameKind::PcmS16le) return mul(body.samples, body.channels, 2);
   } else if constexpr (std::is_same_v<T, msg::Blendshapes>) {
     if (kind == FrameKind::F32le) return mul(body.width, body.count, 4);

@@ -163,6 +163,8 @@ void VisitFields(V& v, msg::SessionOpen& m) {
   v("debug", m.debug, nullptr);
   v("audio", m.audio, nullptr);
   v("voice", m.voice, nullptr);
+  v("echo_cancellation", m.echo_cancellation, nullptr);
+  v("noise_suppression", m.noise_suppression, nullptr);
   v("lipsync", m.lipsync, nullptr);
   v("audio_routing", m.audio_routing, &kEnum_audio_routing);
   v("llm_provider", m.llm_provider, nullptr);
@@ -180,6 +182,14 @@ void VisitFields(V& v, msg::Text& m) {
 
 template <class V>
 void VisitFields(V& v, msg::AudioIn& m) {
+  v("seq", m.seq, nullptr);
+  v("sample_rate", m.sample_rate, nullptr);
+  v("channels", m.channels, nullptr);
+  v("samples", m.samples, nullptr);
+}
+
+template <class V>
+void VisitFields(V& v, msg::AudioReference& m) {
   v("seq", m.seq, nullptr);
   v("sample_rate", m.sample_rate, nullptr);
   v("channels", m.channels, nullptr);

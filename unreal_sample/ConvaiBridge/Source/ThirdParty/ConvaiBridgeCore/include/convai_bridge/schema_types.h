@@ -144,6 +144,8 @@ struct SessionOpen {
   std::optional<bool> debug;
   std::optional<::cvb::AudioFormat> audio;  // what audio_out should be; default 48000/1/20
   std::optional<bool> voice;  // bot answers with audio; default true
+  std::optional<bool> echo_cancellation;  // AEC3 on the mic path, far end = audio_out or audio_reference; default true on live, false elsewhere; off: the mic passes bit-exact
+  std::optional<bool> noise_suppression;  // WebRTC noise suppression on the mic path; default true on live, false elsewhere
   std::optional<::cvb::LipSync> lipsync;
   std::optional<std::string> audio_routing;  // live: how Convai delivers bot audio (media track, data channel, or both; with both the track is used)
   std::optional<std::string> llm_provider;  // live: Convai's llm_provider (dynamic, gemini-live, ...); default dynamic, as Convai's web SDK sends
@@ -164,6 +166,15 @@ struct Text {
 struct AudioIn {
   static constexpr const char* kName = "audio_in";
   int64_t seq = 0;  // increments by 1 per frame; gaps are counted
+  int64_t sample_rate = 0;
+  int64_t channels = 0;
+  int64_t samples = 0;  // per channel
+};
+
+// Echo reference: the mixed game output the player hears (NPC voice as played, game sounds, music), sent as it is rendered; framed like audio_in. Replaces the daemon's audio_out copy as the canceller's far end while it flows. Ignored when echo_cancellation is off. No ack.
+struct AudioReference {
+  static constexpr const char* kName = "audio_reference";
+  int64_t seq = 0;  // increments by 1 per frame
   int64_t sample_rate = 0;
   int64_t channels = 0;
   int64_t samples = 0;  // per channel
@@ -415,6 +426,7 @@ enum class MessageType : uint8_t {
   SessionClose,
   Text,
   AudioIn,
+  AudioReference,
   EndOfUtterance,
   Trigger,
   ContextUpdate,
@@ -462,6 +474,7 @@ using Body = std::variant<
     msg::SessionClose,
     msg::Text,
     msg::AudioIn,
+    msg::AudioReference,
     msg::EndOfUtterance,
     msg::Trigger,
     msg::ContextUpdate,
@@ -523,6 +536,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"session_close", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"text", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"audio_in", MessageKind::Stream, SidRule::Required, Direction::Client, 1, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
+    {"audio_reference", MessageKind::Stream, SidRule::Required, Direction::Client, 1, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"end_of_utterance", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"trigger", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"context_update", MessageKind::Request, SidRule::Required, Direction::Client, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
@@ -558,7 +572,7 @@ inline constexpr MessageInfo kMessageInfo[] = {
     {"server_event", MessageKind::Event, SidRule::Required, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
     {"", MessageKind::Event, SidRule::Optional, Direction::Daemon, 0, {FrameKind::PcmS16le, FrameKind::PcmS16le}},
 };
-inline constexpr size_t kMessageTypeCount = 44;
+inline constexpr size_t kMessageTypeCount = 45;
 
 struct ErrorCodeInfo {
   const char* code;
