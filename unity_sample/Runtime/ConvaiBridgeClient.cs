@@ -30,8 +30,8 @@ namespace ConvaiBridge.Unity
         [Serializable] public sealed class ConnectedEvent : UnityEvent<bool> { }
         [Serializable] public sealed class MessageEvent : UnityEvent<string> { }
 
-        [Tooltip("Path of the daemon's connection.json; empty = the daemon's default, "
-                 + "$XDG_CONFIG_HOME or ~/.config, then convai-bridge/connection.json (also on Windows).")]
+        [Tooltip("Path of the daemon's connection.json; empty = the shared default: $CONVAI_BRIDGE_CONNECTION_FILE, "
+                 + "else $XDG_CONFIG_HOME/convai-bridge/, else %APPDATA%\\convai-bridge\\ (Windows) or ~/.config/convai-bridge/.")]
         [SerializeField] private string connectionFile = "";
         [Tooltip("Use this endpoint and token instead of the connection file (e.g. a daemon on another port).")]
         [SerializeField] private bool overrideEndpoint;
