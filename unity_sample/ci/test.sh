@@ -6,14 +6,16 @@
 #
 #   CONVAI_BRIDGE_TEST_BACKEND=live|interaction   backend of the conversation (default live)
 #
-# Everything is built in unity_sample/build/ (gitignored). The last line is "N passed, N failed";
+# Everything is built outside the package, in build/unity_sample/ at the repository root (gitignored;
+# UNITY_SAMPLE_BUILD overrides): nothing test-only (stub UnityEngine.dll, logs) may land inside the
+# package, where Unity would import it. The last line is "N passed, N failed";
 # the exit status is non-zero when anything failed.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PKG=$(dirname "$HERE")
 REPO=$(dirname "$PKG")
-BUILD="$PKG/build"
+BUILD="${UNITY_SAMPLE_BUILD:-$REPO/build/unity_sample}"
 VENV="${CONVAI_BRIDGE_VENV:-$REPO/.venv}"
 BACKEND="${CONVAI_BRIDGE_TEST_BACKEND:-live}"
 
@@ -55,8 +57,14 @@ if [ ! -x "$VENV/bin/convai-bridge" ]; then
     exit
 fi
 
-rm -rf "$BUILD"
+rm -rf "$BUILD" "$PKG/build" # (the old in-package build folder too: the layout check refuses it)
 mkdir -p "$BUILD"
+
+# -- package layout -------------------------------------------------------------------------------
+check "package layout: .meta for every asset and folder, unique GUIDs, no assemblies, asmdef platforms" \
+    "$VENV/bin/python" "$HERE/package_layout.py"
+check "package layout check catches a missing .meta, a duplicate GUID, an assembly, an editor asmdef" \
+    "$VENV/bin/python" "$HERE/package_layout.py" --self-test "$BUILD/layout-selftest"
 
 # -- build ----------------------------------------------------------------------------------------
 check "generated Messages.g.cs matches protocol/schema.json" "$VENV/bin/python" "$HERE/gen_messages.py" --check
