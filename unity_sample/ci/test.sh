@@ -109,7 +109,7 @@ check "Unity layer, editor scripts and sample compile against the UnityEngine AP
 check "tests compile" \
     compile "$B/unit.exe" mcs -nologo -out:"$B/unit.exe" -r:"$B/ConvaiBridge.Core.dll" -r:System.Core.dll \
     "$PKG/Tests~/TestFramework.cs" "$PKG/Tests~/VectorTests.cs" "$PKG/Tests~/CodecTests.cs" \
-    "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/ConnectionPathTests.cs" \
+    "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/ConnectionPathTests.cs" "$PKG/Tests~/ResampleTests.cs" \
     "$PKG/Tests~/UnitMain.cs"
 check "integration program compiles" \
     compile "$B/integration.exe" mcs -nologo -out:"$B/integration.exe" -r:"$B/ConvaiBridge.Core.dll" \
