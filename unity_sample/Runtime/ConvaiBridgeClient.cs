@@ -72,10 +72,13 @@ namespace ConvaiBridge.Unity
 
         private void OnEnable()
         {
-#if !(UNITY_EDITOR || UNITY_STANDALONE)
-            Debug.LogError("[convai-bridge] the daemon is a desktop sidecar process: this platform cannot reach it "
-                           + "(supported: Editor, Windows, macOS, Linux players)");
-#endif
+            string limitation = ConvaiPlatform.Limitation;
+            if (limitation != null)
+            {
+                Debug.LogError("[convai-bridge] " + limitation);
+                onError.Invoke(ConvaiNpc.UnsupportedPlatform + ": " + limitation);
+            }
+            if (!ConvaiPlatform.CanReachDaemon) return; // no client: NPCs report it when they try to open
             if (_instance == null) _instance = this;
             var options = new BridgeClientOptions
             {
