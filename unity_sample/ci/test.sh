@@ -220,7 +220,7 @@ for v in desktop inputsystem webgl; do
     arg="$UNITY_CI_CONNECTION_FILE"
     [ "$v" = webgl ] && arg="-" # a WebGL player never reaches the daemon
     timeout 240 mono "$B/$v/unity_layer.exe" "$arg" >"$BUILD/unity_layer.$v.log" 2>"$BUILD/unity_layer.$v.stderr.log"
-    grep -E '^(ok|FAIL)' "$BUILD/unity_layer.$v.log" | sed -E "s/^(ok|FAIL) +/\1  [$v] /"
+    grep -E '^(ok|FAIL|INFO)' "$BUILD/unity_layer.$v.log" | sed -E "s/^(ok|FAIL|INFO) +/\1  [$v] /"
     tally "$BUILD/unity_layer.$v.log"
     if grep -q '^FAIL' "$BUILD/unity_layer.$v.log"; then
         echo "-- $v stderr (tail):"
