@@ -428,6 +428,20 @@ namespace ConvaiBridge.Unity
         }
 
         /// <summary>
+        /// How far behind the last pulled block the speaker is, in frames of the session's audio (what lip-sync
+        /// offsets count): the whole DSP queue (buffer length x number of buffers) at the device's rate.
+        /// </summary>
+        public int LipSyncLatencyFrames
+        {
+            get { var s = _session; var ring = s != null ? s.Audio : null; return ring != null ? LatencyFrames(ring.SampleRate) : 0; }
+        }
+
+        private int LatencyFrames(int sessionRate)
+        {
+            return (int)((long)_dspQueueFrames * sessionRate / Math.Max(1, _outputRate));
+        }
+
+        /// <summary>
         /// Lip-sync weights at the sample being heard now (15 visemes or 61 ARKit values, see
         /// LipSyncFormat). False (weights zeroed) when the NPC is silent.
         /// </summary>
@@ -440,10 +454,7 @@ namespace ConvaiBridge.Unity
                 Array.Clear(weights, 0, weights.Length);
                 return false;
             }
-            // The whole DSP queue lies between the block just filled and the speaker, in device frames:
-            // convert it to the session's audio clock, which lip-sync offsets count.
-            long latency = (long)_dspQueueFrames * ring.SampleRate / Math.Max(1, _outputRate);
-            return s.SampleLipSync(weights, (int)latency);
+            return s.SampleLipSync(weights, LatencyFrames(ring.SampleRate));
         }
     }
 }

@@ -163,6 +163,8 @@ namespace ConvaiBridge.Tests
             Assert.True(_source.spatializePostEffects, "spatializePostEffects (HRTF spatializers see the voice, not the carrier)");
             Assert.Equal(48000, _npc.OutputSampleRate, "device rate");
             Assert.Equal(48000L, _npc.Session.AudioFormat.SampleRate, "session opened at the device rate");
+            Pump(() => _npc.Session.Audio != null, 5000);
+            Assert.Equal(1024 * 4, _npc.LipSyncLatencyFrames, "lip-sync latency: the whole DSP queue (1024 x 4)");
         }
 
         private static void SilentFaceIsLeftToTheAnimator()
@@ -239,6 +241,7 @@ namespace ConvaiBridge.Tests
             Assert.True(switched, "the device changed mid-turn");
             Assert.True(_source.isPlaying, "carrier restarted after the device change");
             Assert.Equal(44100, _npc.OutputSampleRate, "new device rate picked up");
+            Assert.Equal(512 * 4 * 48000 / 44100, _npc.LipSyncLatencyFrames, "lip-sync latency of the new device, on the 48 kHz clock");
             long v44 = Voiced(_source.Tap.VoicedFrames(tapFrom), 44100);
             Assert.True(v44 > 44100 / 4, "voice after the change: " + v44 + " frames at 44.1 kHz");
             // How fast the device consumes the 48 kHz session audio: 48000 frames/s when resampled (44100 if

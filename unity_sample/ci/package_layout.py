@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Unity package layout: write missing .meta files and check what Unity checks on import.
+"""Unity package layout: write missing .meta files and check what Unity checks on import (and IL2CPP-safety).
 
 Unity imports every file and folder of a package except hidden ones (".name") and those ending in "~";
 git-URL and tarball installs are read-only, so an asset without a committed .meta gets a random GUID
@@ -106,6 +106,7 @@ def check(pkg: Path) -> list[str]:
             problems.append(f"{p.relative_to(pkg)}: binary/assembly inside the package (build outside it)")
     problems += check_asmdefs(pkg, listed)
     problems += check_manifest(pkg)
+    problems += check_il2cpp(pkg, listed)
     return problems
 
 
@@ -121,7 +122,7 @@ def check_asmdefs(pkg: Path, listed: set[Path]) -> list[str]:
             problems.append(f"{rel}: includePlatforms and excludePlatforms are exclusive")
         editor_only = "Editor" in rel.parts
         if editor_only and d.get("includePlatforms") != ["Editor"]:
-            problems.append(f"{rel}: an Editor assembly must have includePlatforms [\"Editor\"]")
+            problems.append(f'{rel}: an Editor assembly must have includePlatforms ["Editor"]')
         if not editor_only and "Editor" in (d.get("includePlatforms") or []):
             problems.append(f"{rel}: a runtime assembly limited to the Editor")
         for ref in d.get("references", []):
@@ -136,6 +137,30 @@ def check_asmdefs(pkg: Path, listed: set[Path]) -> list[str]:
     for rel in sorted(listed):
         if rel.suffix == ".cs" and not any(root in rel.parents for root in roots):
             problems.append(f"{rel}: C# file outside every asmdef (packages compile only asmdef code)")
+    return problems
+
+
+# What IL2CPP (ahead-of-time, managed code stripping) cannot do or silently breaks, in shipped code.
+IL2CPP_UNSAFE = [
+    (re.compile(r"\bSystem\.Reflection\.Emit\b"), "Reflection.Emit (no JIT under IL2CPP)"),
+    (re.compile(r"\bdynamic\b\s+\w+\s*[=;]"), "dynamic (needs the DLR)"),
+    (re.compile(r"\.Compile\(\)"), "Expression.Compile (interpreted at best under IL2CPP)"),
+    (re.compile(r"\bMakeGenericType\b|\bMakeGenericMethod\b"), "generic instantiation at run time (AOT)"),
+    (re.compile(r"\bType\.GetType\(|\bAssembly\.Load"), "type lookup by name (stripped by the linker)"),
+    (re.compile(r"GetFunctionPointerForDelegate"), "native callbacks (need MonoPInvokeCallback statics)"),
+]
+
+
+def check_il2cpp(pkg: Path, listed: set[Path]) -> list[str]:
+    problems: list[str] = []
+    for rel in sorted(listed):
+        if rel.suffix != ".cs" or rel.parts[0] not in ("Runtime", "Editor"):
+            continue
+        for n, line in enumerate((pkg / rel).read_text().splitlines(), 1):
+            code = line.split("//", 1)[0]
+            for pattern, why in IL2CPP_UNSAFE:
+                if pattern.search(code):
+                    problems.append(f"{rel}:{n}: not IL2CPP-safe: {why}")
     return problems
 
 
@@ -188,6 +213,13 @@ def self_test(scratch: Path) -> list[str]:
     d["includePlatforms"] = []
     (pkg / "Editor" / "ConvaiBridge.Editor.asmdef").write_text(json.dumps(d))
     expect("editor asmdef on every platform", pkg, "an Editor assembly must")
+    pkg = copy()
+    with (pkg / "Runtime" / "ConvaiNpc.cs").open("a") as f:
+        f.write("// using System.Reflection.Emit; in a comment is fine\n")
+        f.write("class X { void M() { var t = typeof(int).MakeGenericType(); } }\n")
+    expect("IL2CPP-unsafe code", pkg, "not IL2CPP-safe: generic instantiation")
+    if any("Reflection.Emit" in p for p in check(pkg)):
+        failures.append("self-test: a comment was taken for code")
     shutil.rmtree(scratch / "pkg", ignore_errors=True)
     return failures
 

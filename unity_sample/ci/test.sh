@@ -61,9 +61,9 @@ rm -rf "$BUILD" "$PKG/build" # (the old in-package build folder too: the layout 
 mkdir -p "$BUILD"
 
 # -- package layout -------------------------------------------------------------------------------
-check "package layout: .meta for every asset and folder, unique GUIDs, no assemblies, asmdef platforms" \
+check "package layout: .meta for every asset and folder, unique GUIDs, no assemblies, asmdef platforms, IL2CPP-safe code" \
     "$VENV/bin/python" "$HERE/package_layout.py"
-check "package layout check catches a missing .meta, a duplicate GUID, an assembly, an editor asmdef" \
+check "package layout check catches a missing .meta, a duplicate GUID, an assembly, an editor asmdef, IL2CPP-unsafe code" \
     "$VENV/bin/python" "$HERE/package_layout.py" --self-test "$BUILD/layout-selftest"
 
 # -- build ----------------------------------------------------------------------------------------
