@@ -73,11 +73,12 @@ namespace ConvaiBridge.Unity
         private void OnEnable()
         {
             string limitation = ConvaiPlatform.Limitation;
-            if (limitation != null)
+            if (limitation != null && (!ConvaiPlatform.CanReachDaemon || !ConvaiPlatform.IsDesktop))
             {
                 Debug.LogError("[convai-bridge] " + limitation);
                 onError.Invoke(ConvaiNpc.UnsupportedPlatform + ": " + limitation);
             }
+            else if (limitation != null) Debug.LogWarning("[convai-bridge] " + limitation); // e.g. Editor, WebGL target
             if (!ConvaiPlatform.CanReachDaemon) return; // no client: NPCs report it when they try to open
             if (_instance == null) _instance = this;
             var options = new BridgeClientOptions
