@@ -72,4 +72,4 @@ vectors: venv
 	$(BIN)/python -m bridge.wire.doc
 
 clean:
-	rm -rf $(VENV) $(PIPECAT_VENV) unreal_sample/build unity_sample/build bench.json
+	rm -rf $(VENV) $(PIPECAT_VENV) unreal_sample/build unity_sample/build build/unity_sample bench.json

@@ -30,8 +30,8 @@ namespace ConvaiBridge.Unity
         [Serializable] public sealed class ConnectedEvent : UnityEvent<bool> { }
         [Serializable] public sealed class MessageEvent : UnityEvent<string> { }
 
-        [Tooltip("Path of the daemon's connection.json; empty = the daemon's default, "
-                 + "$XDG_CONFIG_HOME or ~/.config, then convai-bridge/connection.json (also on Windows).")]
+        [Tooltip("Path of the daemon's connection.json; empty = the shared default: $CONVAI_BRIDGE_CONNECTION_FILE, "
+                 + "else $XDG_CONFIG_HOME/convai-bridge/, else %APPDATA%\\convai-bridge\\ (Windows) or ~/.config/convai-bridge/.")]
         [SerializeField] private string connectionFile = "";
         [Tooltip("Use this endpoint and token instead of the connection file (e.g. a daemon on another port).")]
         [SerializeField] private bool overrideEndpoint;
@@ -72,10 +72,14 @@ namespace ConvaiBridge.Unity
 
         private void OnEnable()
         {
-#if !(UNITY_EDITOR || UNITY_STANDALONE)
-            Debug.LogError("[convai-bridge] the daemon is a desktop sidecar process: this platform cannot reach it "
-                           + "(supported: Editor, Windows, macOS, Linux players)");
-#endif
+            string limitation = ConvaiPlatform.Limitation;
+            if (limitation != null && (!ConvaiPlatform.CanReachDaemon || !ConvaiPlatform.IsDesktop))
+            {
+                Debug.LogError("[convai-bridge] " + limitation);
+                onError.Invoke(ConvaiNpc.UnsupportedPlatform + ": " + limitation);
+            }
+            else if (limitation != null) Debug.LogWarning("[convai-bridge] " + limitation); // e.g. Editor, WebGL target
+            if (!ConvaiPlatform.CanReachDaemon) return; // no client: NPCs report it when they try to open
             if (_instance == null) _instance = this;
             var options = new BridgeClientOptions
             {

@@ -35,6 +35,10 @@ namespace ConvaiBridge.Unity
 
         private readonly float[] _weights = new float[LipSyncTrack.ArkitNames.Length];
         private float[] _current = new float[0];
+        private bool[] _driving = new bool[0];
+
+        /// <summary>Blendshape weight below which a silent face is handed back (Unity weights go 0..100).</summary>
+        public const float ReleaseBelow = 0.5f;
 
         private void Reset()
         {
@@ -42,10 +46,19 @@ namespace ConvaiBridge.Unity
             face = GetComponentInChildren<SkinnedMeshRenderer>();
         }
 
+        /// <summary>
+        /// After the Animator (which evaluates between Update and LateUpdate). While the NPC speaks the
+        /// mapped blendshapes follow the voice; when it falls silent they ease to 0, are set to 0 once and
+        /// then left alone, so an Animator (idle face, blinks, expressions) drives them again.
+        /// </summary>
         private void LateUpdate()
         {
             if (npc == null || face == null || face.sharedMesh == null) return;
-            if (_current.Length != mappings.Count) _current = new float[mappings.Count];
+            if (_current.Length != mappings.Count)
+            {
+                _current = new float[mappings.Count];
+                _driving = new bool[mappings.Count];
+            }
             bool live = npc.TryGetLipSync(_weights);
             string format = npc.LipSyncFormat;
             for (int i = 0; i < mappings.Count; i++)
@@ -58,9 +71,22 @@ namespace ConvaiBridge.Unity
                     m.resolvedFor = format;
                 }
                 if (m.shapeIndex < 0) continue;
-                float target = live && m.sourceIndex >= 0 ? _weights[m.sourceIndex] * m.scale : 0f;
-                _current[i] = Mathf.Lerp(target, _current[i], smoothing);
-                face.SetBlendShapeWeight(m.shapeIndex, _current[i]);
+                if (live && m.sourceIndex >= 0)
+                {
+                    _current[i] = Mathf.Lerp(_weights[m.sourceIndex] * m.scale, _current[i], smoothing);
+                    _driving[i] = true;
+                    face.SetBlendShapeWeight(m.shapeIndex, _current[i]);
+                }
+                else if (_driving[i])
+                {
+                    _current[i] = Mathf.Lerp(0f, _current[i], smoothing);
+                    if (Math.Abs(_current[i]) < ReleaseBelow)
+                    {
+                        _current[i] = 0f;
+                        _driving[i] = false;
+                    }
+                    face.SetBlendShapeWeight(m.shapeIndex, _current[i]);
+                }
             }
         }
     }

@@ -56,12 +56,19 @@ namespace ConvaiBridge.Unity
         [SerializeField] private LipSyncMode lipSync = LipSyncMode.Visemes;
         [Range(0f, 2f)] [SerializeField] private float volume = 1f;
 
+        // Serialized on every platform (scenes stay portable) though some builds never read them.
+#pragma warning disable 0414
         [Header("Push to talk")]
-        [Tooltip("Hold to talk (legacy Input Manager). With the Input System call StartTalking / StopTalking.")]
+        [Tooltip("Hold to talk (legacy Input Manager only; ignored when it is disabled).")]
         [SerializeField] private KeyCode talkKey = KeyCode.None;
+#if CONVAI_INPUT_SYSTEM
+        [Tooltip("Hold to talk (Input System package): a button action; pressed starts, released stops.")]
+        [SerializeField] private UnityEngine.InputSystem.InputActionReference talkAction;
+#endif
         [Tooltip("Empty: the default microphone.")]
         [SerializeField] private string microphoneDevice = "";
         [SerializeField] private int microphoneRate = 16000;
+#pragma warning restore 0414
         [Tooltip("Talking over the NPC stops it (barge-in).")]
         [SerializeField] private bool interruptWhenTalking = true;
 
@@ -88,14 +95,17 @@ namespace ConvaiBridge.Unity
 
         private NpcSession _session;
         private AudioSource _source;
-        private int _outputRate;
-        private int _latencyFrames;
-        private float[] _scratch = new float[0];
+        // Read by the audio thread; written on the main thread when the audio configuration changes.
+        private volatile int _outputRate;
+        private volatile int _dspQueueFrames;
+        private volatile float[] _scratch = new float[0];
         private volatile float _volume;
         private AudioClip _mic;
+#if !UNITY_WEBGL
         private string _micDevice;
         private int _micPos;
         private float[] _micBlock;
+#endif
         private bool _speaking;
         private bool _resumeRetried;
         private bool _started;
@@ -118,19 +128,16 @@ namespace ConvaiBridge.Unity
         private string PrefsKey { get { return "convai-bridge/" + characterId + "/" + Label; } }
         private string Label { get { return string.IsNullOrEmpty(label) ? name : label; } }
 
+        /// <summary>The output device's rate that playback is resampled to (changes with the device).</summary>
+        public int OutputSampleRate { get { return _outputRate; } }
+
         private void Awake()
         {
             _source = GetComponent<AudioSource>();
-            _outputRate = AudioSettings.outputSampleRate;
-            if (_outputRate < 8000) _outputRate = 48000;
-            int bufferLength, numBuffers;
-            AudioSettings.GetDSPBufferSize(out bufferLength, out numBuffers);
-            _latencyFrames = bufferLength;
-            // Room for any DSP buffer (frames x speaker channels); the audio thread never allocates.
-            _scratch = new float[Math.Max(16384, bufferLength * 8)];
+            ReadAudioSettings();
             _volume = volume;
 
-            // A looping clip of 1.0: Unity spatializes it, OnAudioFilterRead multiplies the bot's voice in.
+            // A looping clip of 1.0 carries the voice: OnAudioFilterRead multiplies the bot's voice in.
             var ones = new float[_outputRate / 10];
             for (int i = 0; i < ones.Length; i++) ones[i] = 1f;
             var clip = AudioClip.Create("convai-bridge voice", ones.Length, 1, _outputRate, false);
@@ -138,6 +145,35 @@ namespace ConvaiBridge.Unity
             _source.clip = clip;
             _source.loop = true;
             _source.playOnAwake = false;
+            // With a spatializer plugin (HRTF: Steam Audio, Oculus, Resonance) the spatializer must see the
+            // voice, not the constant carrier: run it after this component's filter.
+            _source.spatializePostEffects = true;
+            if (!ConvaiPlatform.HasStreamedPlayback)
+                Debug.LogWarning("[convai-bridge] " + name + ": " + ConvaiPlatform.Limitation);
+        }
+
+        /// <summary>The device's rate and DSP queue; the main thread calls it (Awake, configuration changes).</summary>
+        private void ReadAudioSettings()
+        {
+            int rate = AudioSettings.outputSampleRate;
+            int bufferLength, numBuffers;
+            AudioSettings.GetDSPBufferSize(out bufferLength, out numBuffers);
+            // Whatever OnAudioFilterRead fills now is heard after every buffer queued ahead of the device.
+            _dspQueueFrames = Math.Max(1, bufferLength) * Math.Max(1, numBuffers);
+            // Room for any DSP buffer (frames x speaker channels): the audio thread never allocates.
+            int need = Math.Max(16384, bufferLength * 8);
+            if (_scratch.Length < need) _scratch = new float[need];
+            _outputRate = rate < 8000 ? 48000 : rate;
+        }
+
+        /// <summary>
+        /// AudioSettings.OnAudioConfigurationChanged: a device change (headset plugged in) or Reset. Unity
+        /// stops every AudioSource then; the voice is resampled to the new rate and the carrier restarted.
+        /// </summary>
+        private void OnAudioConfigurationChanged(bool deviceWasChanged)
+        {
+            ReadAudioSettings();
+            if (_started && isActiveAndEnabled && _source != null && !_source.isPlaying) _source.Play();
         }
 
         private void OnValidate() { _volume = volume; }
@@ -151,14 +187,19 @@ namespace ConvaiBridge.Unity
 
         private void OnEnable()
         {
+            AudioSettings.OnAudioConfigurationChanged += OnAudioConfigurationChanged;
+            if (_started) ReadAudioSettings(); // the device may have changed while disabled
             if (_started && openOnStart && _session == null) Open();
             if (_started && !_source.isPlaying) _source.Play();
         }
 
         private void OnDisable()
         {
+            AudioSettings.OnAudioConfigurationChanged -= OnAudioConfigurationChanged;
             StopTalking(false);
             Close();
+            // The carrier is a constant 1.0: left playing with no filter it would be heard as a click/DC.
+            if (_source != null) _source.Stop();
         }
 
         /// <summary>Open the conversation (Start does it when openOnStart is set).</summary>
@@ -168,7 +209,8 @@ namespace ConvaiBridge.Unity
             var b = bridge != null ? bridge : ConvaiBridgeClient.Instance;
             if (b == null || b.Client == null)
             {
-                Debug.LogError("[convai-bridge] " + name + ": no enabled ConvaiBridgeClient in the scene");
+                string why = !ConvaiPlatform.CanReachDaemon ? ConvaiPlatform.Limitation : "no enabled ConvaiBridgeClient in the scene";
+                Debug.LogError("[convai-bridge] " + name + ": " + why);
                 return;
             }
             string saved = rememberConversation ? PlayerPrefs.GetString(PrefsKey, "") : "";
@@ -281,6 +323,9 @@ namespace ConvaiBridge.Unity
 
         public void StartTalking()
         {
+#if UNITY_WEBGL
+            onError.Invoke(UnsupportedPlatform, "push-to-talk: " + ConvaiPlatform.Limitation);
+#else
             if (_mic != null || _session == null) return;
             if (Microphone.devices.Length == 0)
             {
@@ -300,7 +345,11 @@ namespace ConvaiBridge.Unity
             }
             _micPos = 0;
             _micBlock = new float[_mic.frequency / 50 * _mic.channels]; // 20 ms blocks
+#endif
         }
+
+        /// <summary>onError code when a feature does not exist on this platform (see ConvaiPlatform).</summary>
+        public const string UnsupportedPlatform = "unsupported_platform";
 
         /// <summary>Release push-to-talk: send the rest of the speech and end the utterance.</summary>
         public void StopTalking() { StopTalking(true); }
@@ -308,14 +357,17 @@ namespace ConvaiBridge.Unity
         private void StopTalking(bool endUtterance)
         {
             if (_mic == null) return;
-            PumpMicrophone(true);
+#if !UNITY_WEBGL
+            if (_session != null) PumpMicrophone(true);
             Microphone.End(_micDevice);
+#endif
             _mic = null;
             if (endUtterance && _session != null) _session.EndOfUtterance(ReportFailure);
         }
 
         private void PumpMicrophone(bool flush)
         {
+#if !UNITY_WEBGL
             int length = _mic.samples;
             int pos = Microphone.GetPosition(_micDevice);
             int available = (pos - _micPos + length) % length;
@@ -334,6 +386,7 @@ namespace ConvaiBridge.Unity
                 _session.SendAudio(tail, 0, available, _mic.frequency, _mic.channels);
                 _micPos = (_micPos + available) % length;
             }
+#endif
         }
 
         private void Update()
@@ -345,6 +398,15 @@ namespace ConvaiBridge.Unity
                 if (Input.GetKeyUp(talkKey)) StopTalking();
             }
 #endif
+#if CONVAI_INPUT_SYSTEM
+            var action = talkAction != null ? talkAction.action : null;
+            if (action != null)
+            {
+                if (!action.enabled) action.Enable();
+                if (action.WasPressedThisFrame()) StartTalking();
+                if (action.WasReleasedThisFrame()) StopTalking();
+            }
+#endif
             if (_mic != null && _session != null) PumpMicrophone(false);
         }
 
@@ -354,13 +416,29 @@ namespace ConvaiBridge.Unity
         {
             var session = _session;
             var ring = session != null ? session.Audio : null;
-            if (ring == null || data.Length > _scratch.Length)
+            var scratch = _scratch;
+            if (ring == null || data.Length > scratch.Length)
             {
                 Array.Clear(data, 0, data.Length);
                 return;
             }
-            ring.Read(_scratch, 0, data.Length / channels, channels, _volume);
-            for (int i = 0; i < data.Length; i++) data[i] *= _scratch[i];
+            // The session's rate was the device's at open; a new device (or a resumed session) may differ.
+            ring.Read(scratch, 0, data.Length / channels, channels, _volume, _outputRate);
+            for (int i = 0; i < data.Length; i++) data[i] *= scratch[i];
+        }
+
+        /// <summary>
+        /// How far behind the last pulled block the speaker is, in frames of the session's audio (what lip-sync
+        /// offsets count): the whole DSP queue (buffer length x number of buffers) at the device's rate.
+        /// </summary>
+        public int LipSyncLatencyFrames
+        {
+            get { var s = _session; var ring = s != null ? s.Audio : null; return ring != null ? LatencyFrames(ring.SampleRate) : 0; }
+        }
+
+        private int LatencyFrames(int sessionRate)
+        {
+            return (int)((long)_dspQueueFrames * sessionRate / Math.Max(1, _outputRate));
         }
 
         /// <summary>
@@ -370,12 +448,13 @@ namespace ConvaiBridge.Unity
         public bool TryGetLipSync(float[] weights)
         {
             var s = _session;
-            if (s == null)
+            var ring = s != null ? s.Audio : null;
+            if (ring == null)
             {
                 Array.Clear(weights, 0, weights.Length);
                 return false;
             }
-            return s.SampleLipSync(weights, _latencyFrames);
+            return s.SampleLipSync(weights, LatencyFrames(ring.SampleRate));
         }
     }
 }

@@ -18,6 +18,8 @@ namespace ConvaiBridge.Tests
             runner.AddAll(typeof(CodecTests));
             runner.AddAll(typeof(RuntimeTests));
             runner.AddAll(typeof(ClientLoopTests));
+            runner.AddAll(typeof(ConnectionPathTests));
+            runner.AddAll(typeof(ResampleTests));
             runner.Run();
             Console.WriteLine("RESULT passed=" + runner.Passed + " failed=" + runner.Failed);
             // Exit explicitly: a failed test may leave a thread behind.

@@ -6,14 +6,16 @@
 #
 #   CONVAI_BRIDGE_TEST_BACKEND=live|interaction   backend of the conversation (default live)
 #
-# Everything is built in unity_sample/build/ (gitignored). The last line is "N passed, N failed";
+# Everything is built outside the package, in build/unity_sample/ at the repository root (gitignored;
+# UNITY_SAMPLE_BUILD overrides): nothing test-only (stub UnityEngine.dll, logs) may land inside the
+# package, where Unity would import it. The last line is "N passed, N failed";
 # the exit status is non-zero when anything failed.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PKG=$(dirname "$HERE")
 REPO=$(dirname "$PKG")
-BUILD="$PKG/build"
+BUILD="${UNITY_SAMPLE_BUILD:-$REPO/build/unity_sample}"
 VENV="${CONVAI_BRIDGE_VENV:-$REPO/.venv}"
 BACKEND="${CONVAI_BRIDGE_TEST_BACKEND:-live}"
 
@@ -55,8 +57,14 @@ if [ ! -x "$VENV/bin/convai-bridge" ]; then
     exit
 fi
 
-rm -rf "$BUILD"
+rm -rf "$BUILD" "$PKG/build" # (the old in-package build folder too: the layout check refuses it)
 mkdir -p "$BUILD"
+
+# -- package layout -------------------------------------------------------------------------------
+check "package layout: .meta for every asset and folder, unique GUIDs, no assemblies, asmdef platforms, IL2CPP-safe code" \
+    "$VENV/bin/python" "$HERE/package_layout.py"
+check "package layout check catches a missing .meta, a duplicate GUID, an assembly, an editor asmdef, IL2CPP-unsafe code" \
+    "$VENV/bin/python" "$HERE/package_layout.py" --self-test "$BUILD/layout-selftest"
 
 # -- build ----------------------------------------------------------------------------------------
 check "generated Messages.g.cs matches protocol/schema.json" "$VENV/bin/python" "$HERE/gen_messages.py" --check
@@ -84,24 +92,61 @@ check "core compiles with CONVAI_NETMQ against the NetMQ 4.0.1 API stub" \
         '"${MCS[*]}"' -target:library -out:"$1/NetMQ.dll" "$2/Tests~/Stubs/NetMQStub.cs"
         '"${MCS[*]}"' -define:CONVAI_NETMQ -target:library -out:"$1/ConvaiBridge.Core.NetMQ.dll" -r:"$1/NetMQ.dll" "${@:3}"
     ' _ "$B" "$PKG" "${CORE_SRC[@]}"
-# The Unity layer cannot be built against the real UnityEngine here: a hand-written stub of the API it
-# uses (Tests~/Stubs) at least type-checks Runtime/, Editor/ and the sample scripts.
-check "Unity layer, editor scripts and sample compile against the UnityEngine API stub" \
-    compile "$B/unity-layer" bash -c '
-        set -e
-        '"${MCS[*]}"' -target:library -out:"$1/UnityEngine.dll" "$2/Tests~/Stubs/UnityEngineStub.cs"
-        '"${MCS[*]}"' -target:library -out:"$1/UnityEditor.dll" -r:"$1/UnityEngine.dll" "$2/Tests~/Stubs/UnityEditorStub.cs"
-        '"${MCS[*]}"' -define:ENABLE_LEGACY_INPUT_MANAGER -target:library -out:"$1/ConvaiBridge.Runtime.dll" \
-            -r:"$1/UnityEngine.dll" -r:"$1/ConvaiBridge.Core.dll" "$2"/Runtime/*.cs
-        '"${MCS[*]}"' -define:UNITY_EDITOR -target:library -out:"$1/ConvaiBridge.Editor.dll" -r:"$1/UnityEngine.dll" \
-            -r:"$1/UnityEditor.dll" -r:"$1/ConvaiBridge.Core.dll" -r:"$1/ConvaiBridge.Runtime.dll" "$2"/Editor/*.cs
-        '"${MCS[*]}"' -define:ENABLE_LEGACY_INPUT_MANAGER -target:library -out:"$1/Samples.dll" -r:"$1/UnityEngine.dll" \
-            -r:"$1/ConvaiBridge.Core.dll" -r:"$1/ConvaiBridge.Runtime.dll" "$2"/Samples~/TalkingNpcs/*.cs
-    ' _ "$B" "$PKG"
+# The Unity layer cannot be built against the real UnityEngine here. It is built the way the engine builds
+# it, once per define set it claims (Unity passes these per target and settings), against a behaving stub
+# of the UnityEngine API it uses (Tests~/Stubs; compiled with UNITY_WEBGL it lacks what WebGL lacks):
+#   variant NAME "DEFINES" [editor] [inputsystem] [run]
+# builds Core, Runtime, Samples (and Editor, and the Unity-layer test program) into build/NAME/.
+variant() {
+    local name=$1 defines=$2 flags=" ${*:3} " dir="$B/$1" d=() def
+    for def in $defines; do d+=("-define:$def"); done
+    mkdir -p "$dir"
+    local log="$B/$name.build.log"
+    : >"$log"
+    step() { "$@" >>"$log" 2>&1 || { cat "$log"; return 1; }; } # (set -e is off inside `check`)
+    local refs=(-r:"$dir/UnityEngine.dll" -r:"$dir/ConvaiBridge.Core.dll")
+    step "${MCS[@]}" "${d[@]}" -target:library -out:"$dir/UnityEngine.dll" "$PKG/Tests~/Stubs/UnityEngineStub.cs" || return 1
+    step "${MCS[@]}" "${d[@]}" -target:library -out:"$dir/ConvaiBridge.Core.dll" "${CORE_SRC[@]}" || return 1
+    if [[ $flags == *" inputsystem "* ]]; then
+        step "${MCS[@]}" -target:library -out:"$dir/Unity.InputSystem.dll" -r:"$dir/UnityEngine.dll" \
+            "$PKG/Tests~/Stubs/InputSystemStub.cs" || return 1
+        refs+=(-r:"$dir/Unity.InputSystem.dll")
+    fi
+    step "${MCS[@]}" "${d[@]}" -target:library -out:"$dir/ConvaiBridge.Runtime.dll" "${refs[@]}" "$PKG"/Runtime/*.cs || return 1
+    if [[ $flags == *" editor "* ]]; then
+        step "${MCS[@]}" -target:library -out:"$dir/UnityEditor.dll" -r:"$dir/UnityEngine.dll" "$PKG/Tests~/Stubs/UnityEditorStub.cs" || return 1
+        step "${MCS[@]}" "${d[@]}" -target:library -out:"$dir/ConvaiBridge.Editor.dll" "${refs[@]}" -r:"$dir/UnityEditor.dll" \
+            -r:"$dir/ConvaiBridge.Runtime.dll" "$PKG"/Editor/*.cs || return 1
+    fi
+    step "${MCS[@]}" "${d[@]}" -target:library -out:"$dir/Samples.dll" "${refs[@]}" -r:"$dir/ConvaiBridge.Runtime.dll" \
+        "$PKG"/Samples~/TalkingNpcs/*.cs || return 1
+    if [[ $flags == *" run "* ]]; then
+        step mcs -nologo "${d[@]}" -out:"$dir/unity_layer.exe" "${refs[@]}" -r:"$dir/ConvaiBridge.Runtime.dll" -r:System.Core.dll \
+            "$PKG/Tests~/TestFramework.cs" "$PKG/Tests~/UnityLayerTests.cs" || return 1
+    fi
+}
+mobile() {
+    variant android "UNITY_ANDROID ENABLE_IL2CPP ENABLE_INPUT_SYSTEM CONVAI_INPUT_SYSTEM" inputsystem &&
+        variant ios "UNITY_IOS ENABLE_IL2CPP ENABLE_LEGACY_INPUT_MANAGER"
+}
+STANDALONE="UNITY_STANDALONE UNITY_STANDALONE_LINUX UNITY_2021_3_OR_NEWER"
+check "Unity layer: Linux player, Mono, legacy Input Manager (+ Editor scripts, sample, test program)" \
+    variant desktop "$STANDALONE ENABLE_MONO ENABLE_LEGACY_INPUT_MANAGER" editor run
+check "Unity layer: Input System only (no legacy input; versionDefines CONVAI_INPUT_SYSTEM)" \
+    variant inputsystem "$STANDALONE ENABLE_MONO ENABLE_INPUT_SYSTEM CONVAI_INPUT_SYSTEM" inputsystem run
+check "Unity layer: Windows player, IL2CPP, both input systems" \
+    variant il2cpp "UNITY_STANDALONE UNITY_STANDALONE_WIN UNITY_2023_1_OR_NEWER ENABLE_IL2CPP ENABLE_LEGACY_INPUT_MANAGER ENABLE_INPUT_SYSTEM CONVAI_INPUT_SYSTEM" inputsystem
+check "Unity layer: WebGL player (IL2CPP, no Microphone, no libzmq)" \
+    variant webgl "UNITY_WEBGL ENABLE_IL2CPP ENABLE_LEGACY_INPUT_MANAGER" run
+check "Unity layer: Editor with the WebGL build target (no Microphone)" \
+    variant editor-webgl "UNITY_EDITOR UNITY_WEBGL ENABLE_MONO ENABLE_LEGACY_INPUT_MANAGER" editor
+check "Unity layer: Android / iOS players (IL2CPP, Input System)" \
+    mobile
 check "tests compile" \
     compile "$B/unit.exe" mcs -nologo -out:"$B/unit.exe" -r:"$B/ConvaiBridge.Core.dll" -r:System.Core.dll \
     "$PKG/Tests~/TestFramework.cs" "$PKG/Tests~/VectorTests.cs" "$PKG/Tests~/CodecTests.cs" \
-    "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/UnitMain.cs"
+    "$PKG/Tests~/RuntimeTests.cs" "$PKG/Tests~/ClientLoopTests.cs" "$PKG/Tests~/ConnectionPathTests.cs" "$PKG/Tests~/ResampleTests.cs" \
+    "$PKG/Tests~/UnitMain.cs"
 check "integration program compiles" \
     compile "$B/integration.exe" mcs -nologo -out:"$B/integration.exe" -r:"$B/ConvaiBridge.Core.dll" \
     -r:System.Core.dll "$PKG/Tests~/Integration.cs"
@@ -168,3 +213,17 @@ if grep -q '^FAIL' "$BUILD/integration.log"; then
     echo "-- client log (tail):"
     tail -n 30 "$BUILD/integration.stderr.log"
 fi
+
+# -- the Unity layer executed: MonoBehaviours in the stub player loop, real daemon ----------------------
+echo "== Unity layer under Mono (stub engine: player loop, DSP thread, microphone; real daemon)"
+for v in desktop inputsystem webgl; do
+    arg="$UNITY_CI_CONNECTION_FILE"
+    [ "$v" = webgl ] && arg="-" # a WebGL player never reaches the daemon
+    timeout 240 mono "$B/$v/unity_layer.exe" "$arg" >"$BUILD/unity_layer.$v.log" 2>"$BUILD/unity_layer.$v.stderr.log"
+    grep -E '^(ok|FAIL|INFO)' "$BUILD/unity_layer.$v.log" | sed -E "s/^(ok|FAIL|INFO) +/\1  [$v] /"
+    tally "$BUILD/unity_layer.$v.log"
+    if grep -q '^FAIL' "$BUILD/unity_layer.$v.log"; then
+        echo "-- $v stderr (tail):"
+        tail -n 20 "$BUILD/unity_layer.$v.stderr.log"
+    fi
+done

@@ -42,6 +42,12 @@ namespace ConvaiBridge.Audio
         private long _lastTurn = -1;
         private long _lastEndOffset;
 
+        // Resampling state: output sits at _phase between _prev and _next (the two frames around it).
+        private readonly float[] _prev = new float[8];
+        private readonly float[] _next = new float[8];
+        private double _phase;
+        private bool _primed, _hasNext;
+
         // Playback clock (last pull).
         private PlaybackPosition _blockStart;
         private int _blockFrames;
@@ -173,6 +179,88 @@ namespace ConvaiBridge.Audio
             return got;
         }
 
+        /// <summary>
+        /// Pull audio for an output running at outputRate (the device rate, which may differ from the
+        /// buffer's rate or change while playing: a headset plugged in). Same as Read when the rates match;
+        /// otherwise linear interpolation with its phase kept across calls, so blocks join without clicks
+        /// and pitch and duration stay right. The playback clock keeps counting buffer frames. Returns the
+        /// output frames of real audio delivered. Audio-thread safe, no allocation.
+        /// </summary>
+        public int Read(float[] data, int offset, int frames, int outChannels, float gain, int outputRate)
+        {
+            if (outputRate <= 0 || outputRate == SampleRate)
+            {
+                _primed = false;
+                return Read(data, offset, frames, outChannels, gain);
+            }
+            if (outChannels < 1) throw new ArgumentOutOfRangeException("outChannels");
+            double step = (double)SampleRate / outputRate;
+            int produced = 0;
+            lock (_lock)
+            {
+                PlaybackPosition start = PositionAt(_read);
+                long readBefore = _read;
+                int total = _data.Length;
+                int o = offset;
+                if (!_primed && _written - _read > 0)
+                {
+                    // Start from the first unread frame (no ramp from an old, unrelated sample).
+                    Load(_prev);
+                    _hasNext = false;
+                    _phase = 0;
+                    _primed = true;
+                }
+                while (produced < frames && _primed)
+                {
+                    if (!_hasNext)
+                    {
+                        if (_written - _read <= 0) break; // ran dry
+                        Load(_next);
+                        _hasNext = true;
+                    }
+                    if (_phase >= 1.0)
+                    {
+                        Array.Copy(_next, _prev, _channels);
+                        _hasNext = false;
+                        _phase -= 1.0;
+                        continue;
+                    }
+                    float t = (float)_phase;
+                    if (_channels == outChannels)
+                    {
+                        for (int c = 0; c < outChannels; c++) data[o++] = (_prev[c] + (_next[c] - _prev[c]) * t) * gain;
+                    }
+                    else
+                    {
+                        float sum = 0f;
+                        for (int c = 0; c < _channels; c++) sum += _prev[c] + (_next[c] - _prev[c]) * t;
+                        float v = sum / _channels * gain;
+                        for (int c = 0; c < outChannels; c++) data[o++] = v;
+                    }
+                    produced++;
+                    _phase += step;
+                }
+                if (produced < frames) _primed = false; // a gap: the next audio starts fresh
+                DropPlayedSegments();
+                int consumed = (int)(_read - readBefore);
+                if (produced < frames && produced > 0) UnderrunFrames += frames - produced;
+                start.Playing = consumed > 0 || produced > 0;
+                _blockStart = start;
+                _blockFrames = consumed;
+                _blockTicks = Stopwatch.GetTimestamp();
+            }
+            Array.Clear(data, offset + produced * outChannels, (frames - produced) * outChannels);
+            return produced;
+        }
+
+        // Consume one frame at _read into frame (caller holds the lock and checked that one is there).
+        private void Load(float[] frame)
+        {
+            int pos = (int)((_read % _capacityFrames) * _channels);
+            for (int c = 0; c < _channels; c++) frame[c] = _data[pos + c];
+            _read++;
+        }
+
         private PlaybackPosition PositionAt(long frameIndex)
         {
             var p = new PlaybackPosition { Turn = _lastTurn, Offset = _lastEndOffset };
@@ -222,6 +310,7 @@ namespace ConvaiBridge.Audio
             lock (_lock)
             {
                 _read = _written;
+                _primed = false;
                 _segHead = 0;
                 _segCount = 0;
                 _blockFrames = 0;
@@ -244,6 +333,7 @@ namespace ConvaiBridge.Audio
                 if (keepFrom > _read)
                 {
                     _read = keepFrom;
+                    _primed = false;
                     DropPlayedSegments();
                     if (_read == _written) { _segHead = 0; _segCount = 0; }
                 }

@@ -28,20 +28,70 @@ namespace ConvaiBridge.Client
             Token = token;
         }
 
+        /// <summary>Environment variable naming the connection file outright (rule 1).</summary>
+        public const string PathVariable = "CONVAI_BRIDGE_CONNECTION_FILE";
+
         /// <summary>
-        /// Where the daemon writes it by default: $XDG_CONFIG_HOME/convai-bridge/connection.json, else
-        /// ~/.config/convai-bridge/connection.json (the same rule on Windows, macOS and Linux).
+        /// Where the daemon writes it by default, the same rule for the daemon and the C# and C++ clients:
+        /// (1) $CONVAI_BRIDGE_CONNECTION_FILE when set and non-empty (a full path);
+        /// (2) $XDG_CONFIG_HOME/convai-bridge/connection.json when XDG_CONFIG_HOME is an absolute path;
+        /// (3) on Windows %APPDATA%\convai-bridge\connection.json;
+        /// (4) otherwise ~/.config/convai-bridge/connection.json.
         /// </summary>
         public static string DefaultPath()
         {
-            string root = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-            if (string.IsNullOrEmpty(root))
+            return DefaultPath(Environment.GetEnvironmentVariable, System.IO.Path.DirectorySeparatorChar == '\\', HomeDirectory());
+        }
+
+        /// <summary>
+        /// The rule with its inputs passed in (the OS, the environment, the home directory), so every branch,
+        /// Windows included, can be checked on any machine. Paths are joined with the given OS's separator.
+        /// </summary>
+        public static string DefaultPath(Func<string, string> getEnv, bool windows, string home)
+        {
+            string explicitPath = getEnv(PathVariable);
+            if (!string.IsNullOrEmpty(explicitPath)) return explicitPath;
+            string xdg = getEnv("XDG_CONFIG_HOME");
+            if (!string.IsNullOrEmpty(xdg) && IsAbsolute(xdg, windows)) return Join(windows, xdg, "convai-bridge", "connection.json");
+            if (windows)
             {
-                string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-                if (string.IsNullOrEmpty(home)) home = Environment.GetEnvironmentVariable("HOME") ?? ".";
-                root = System.IO.Path.Combine(home, ".config");
+                string appData = getEnv("APPDATA");
+                if (!string.IsNullOrEmpty(appData)) return Join(true, appData, "convai-bridge", "connection.json");
             }
-            return System.IO.Path.Combine(System.IO.Path.Combine(root, "convai-bridge"), "connection.json");
+            if (string.IsNullOrEmpty(home)) home = getEnv(windows ? "USERPROFILE" : "HOME");
+            if (string.IsNullOrEmpty(home)) home = ".";
+            return Join(windows, home, ".config", "convai-bridge", "connection.json");
+        }
+
+        /// <summary>
+        /// Absolute on that OS: "/..." on POSIX; "C:\..." / "C:/..." or a UNC path ("\\server\share") on
+        /// Windows (a drive-relative "\dir" or "C:dir" is not).
+        /// </summary>
+        public static bool IsAbsolute(string path, bool windows)
+        {
+            if (string.IsNullOrEmpty(path)) return false;
+            if (!windows) return path[0] == '/';
+            if (path.Length >= 3 && char.IsLetter(path[0]) && path[1] == ':' && (path[2] == '\\' || path[2] == '/')) return true;
+            return path.Length >= 2 && (path[0] == '\\' || path[0] == '/') && path[1] == path[0];
+        }
+
+        private static string Join(bool windows, string root, params string[] parts)
+        {
+            char sep = windows ? '\\' : '/';
+            var sb = new System.Text.StringBuilder(root.TrimEnd('/', sep));
+            if (sb.Length == 0) sb.Append(sep); // root was "/"
+            foreach (var part in parts)
+            {
+                if (sb[sb.Length - 1] != sep) sb.Append(sep);
+                sb.Append(part);
+            }
+            return sb.ToString();
+        }
+
+        private static string HomeDirectory()
+        {
+            string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+            return string.IsNullOrEmpty(home) ? null : home;
         }
 
         /// <summary>Parse the file; throws IOException / FormatException with a readable message.</summary>

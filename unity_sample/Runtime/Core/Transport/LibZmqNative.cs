@@ -60,7 +60,13 @@ namespace ConvaiBridge.Transport
             {
                 if (_api == null && _error == null)
                 {
+#if UNITY_WEBGL && !UNITY_EDITOR
+                    // No native plugins or sockets in a browser; no DllImport is even compiled in.
+                    var candidates = new Func<IZmqApi>[0];
+                    _error = "libzmq is not available on WebGL (a browser cannot open a socket to the daemon)";
+#else
                     var candidates = new Func<IZmqApi>[] { () => new ZmqApiLibzmq(), () => new ZmqApiSo5() };
+#endif
                     var reasons = new System.Text.StringBuilder();
                     foreach (var make in candidates)
                     {
@@ -80,7 +86,7 @@ namespace ConvaiBridge.Transport
                             else throw;
                         }
                     }
-                    if (_api == null) _error = "libzmq not found (" + reasons.ToString().TrimEnd(' ', ';') + ")";
+                    if (_api == null && _error == null) _error = "libzmq not found (" + reasons.ToString().TrimEnd(' ', ';') + ")";
                 }
                 error = _error;
                 return _api;
@@ -88,6 +94,7 @@ namespace ConvaiBridge.Transport
         }
     }
 
+#if !(UNITY_WEBGL && !UNITY_EDITOR)
     internal sealed class ZmqApiLibzmq : IZmqApi
     {
         private const string Lib = "libzmq";
@@ -163,4 +170,5 @@ namespace ConvaiBridge.Transport
         public int Errno() { return zmq_errno(); }
         public IntPtr StrError(int errnum) { return zmq_strerror(errnum); }
     }
+#endif
 }
