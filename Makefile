@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 APT_PACKAGES := espeak-ng sox mono-mcs mono-runtime libmono-system-core4.0-cil libzmq3-dev cppzmq-dev \
-                libmsgpack-cxx-dev g++ cmake make iproute2 util-linux
+                libmsgpack-cxx-dev g++ cmake make iproute2 util-linux \
+                clang-16 libc++-16-dev libc++abi-16-dev
 
 .PHONY: help deps apt venv demo test test-python test-unity test-unreal lint bench vectors clean
 
