@@ -6,8 +6,10 @@
 #   gcc:     g++, libstdc++, the core as a static library (any engine-free user).
 #   ue-clang: as UE 5 builds Linux editor modules: clang 16 + libc++, -std=c++20 -fno-rtti, the core
 #            as its own shared module with hidden visibility (-fvisibility-ms-compat
-#            -fvisibility-inlines-hidden, --no-undefined) exporting only CONVAIBRIDGECORE_API, and a
-#            stand-in ConvaiBridge module linked against it; the tests link the shared module too.
+#            -fvisibility-inlines-hidden, --no-undefined) exporting only CONVAIBRIDGECORE_API; the
+#            plugin's Unreal layer (Source/ConvaiBridge) compiled against a stand-in for the engine
+#            headers (tests/ue_stub/) and linked against it as its own module; the tests link the
+#            shared core module too.
 # CVB_CLANG overrides the clang (default clang++-16). Prints "N passed, N failed" last; exits
 # non-zero on any failure.
 set -u
@@ -77,7 +79,9 @@ fi
 
 # 1. Configure + build (out of tree), one directory per toolchain.
 CLANG="${CVB_CLANG:-clang++-16}"
-BUILDS=(gcc ue-clang)
+# CVB_BUILDS picks the builds (default "gcc ue-clang"). ue-clang-zmq is ue-clang linking the static
+# libzmq that ConvaiBridge/Scripts/build_libzmq.py built into $CVB_ZMQ_DEPS (ci/test_libzmq.sh).
+read -r -a BUILDS <<<"${CVB_BUILDS:-gcc ue-clang}"
 declare -A BUILD_OK
 configure_and_build() {  # configure_and_build <name> <cmake args...>
   local name="$1"; shift
@@ -95,22 +99,35 @@ configure_and_build() {  # configure_and_build <name> <cmake args...>
   passed=$((passed + 1))
   BUILD_OK[$name]=1
 }
-configure_and_build gcc -DCMAKE_CXX_COMPILER=g++
-if command -v "$CLANG" >/dev/null; then
-  configure_and_build ue-clang -DCMAKE_CXX_COMPILER="$CLANG" -DCMAKE_CXX_STANDARD=20 -DCVB_CORE_SHARED=ON \
-    "-DCMAKE_CXX_FLAGS=-stdlib=libc++ -fno-rtti" "-DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++" \
-    "-DCMAKE_SHARED_LINKER_FLAGS=-stdlib=libc++"
-else
-  echo "ue-clang: $CLANG not found (apt install clang-16 libc++-16-dev libc++abi-16-dev, or set CVB_CLANG)"
-  failed=$((failed + 1))
-  BUILD_OK[ue-clang]=0
-fi
+UE_CLANG_ARGS=(-DCMAKE_CXX_COMPILER="$CLANG" -DCMAKE_CXX_STANDARD=20 -DCVB_CORE_SHARED=ON
+  "-DCMAKE_CXX_FLAGS=-stdlib=libc++ -fno-rtti" "-DCMAKE_EXE_LINKER_FLAGS=-stdlib=libc++"
+  "-DCMAKE_SHARED_LINKER_FLAGS=-stdlib=libc++")
+for b in "${BUILDS[@]}"; do
+  case "$b" in
+    gcc) configure_and_build gcc -DCMAKE_CXX_COMPILER=g++ ;;
+    ue-clang | ue-clang-zmq)
+      if ! command -v "$CLANG" >/dev/null; then
+        echo "$b: $CLANG not found (apt install clang-16 libc++-16-dev libc++abi-16-dev, or set CVB_CLANG)"
+        failed=$((failed + 1)); BUILD_OK[$b]=0; continue
+      fi
+      if [[ "$b" == ue-clang ]]; then
+        configure_and_build "$b" "${UE_CLANG_ARGS[@]}" -DCVB_ZMQ_DEPS=
+      elif [[ -f "${CVB_ZMQ_DEPS:-}/Linux/lib/libzmq.a" ]]; then
+        configure_and_build "$b" "${UE_CLANG_ARGS[@]}" -DCVB_ZMQ_DEPS="$CVB_ZMQ_DEPS"
+      else
+        echo "$b: no \$CVB_ZMQ_DEPS/Linux/lib/libzmq.a (run ci/test_libzmq.sh)"; failed=$((failed + 1)); BUILD_OK[$b]=0
+      fi ;;
+    *) echo "unknown build $b"; failed=$((failed + 1)); BUILD_OK[$b]=0 ;;
+  esac
+done
 
 # The shared core module exports the client API and nothing of msgpack-c / ZeroMQ (another plugin
 # may bring its own copies); everything it links resolves against libc++, not libstdc++.
-if [[ "${BUILD_OK[ue-clang]}" == 1 ]]; then
-  SO="$BUILD/ue-clang/core/libconvai_bridge_core.so"
+for b in ue-clang ue-clang-zmq; do
+  [[ "${BUILD_OK[$b]:-0}" == 1 ]] || continue
+  SO="$BUILD/$b/core/libconvai_bridge_core.so"
   exported="$(nm -DC --defined-only "$SO" 2>/dev/null)"
+  needed="$(readelf -d "$SO" | grep NEEDED)"
   # (typeinfo of thrown types stays visible under -fvisibility-ms-compat by design: not a leak)
   leaked="$(grep -vE " (typeinfo|vtable) " <<<"$exported" | grep -E " (msgpack|zmq|cvb::detail)" | head -n 5)"
   missing=""
@@ -118,19 +135,27 @@ if [[ "${BUILD_OK[ue-clang]}" == 1 ]]; then
              "cvb::Encode" "cvb::DefaultConnectionFilePath" "cvb::ResolveConnectionFilePath"; do
     grep -qF " $sym(" <<<"$exported" || missing="$missing $sym"
   done
-  if [[ -z "$leaked" && -z "$missing" ]] && ! readelf -d "$SO" | grep NEEDED | grep -q libstdc++; then
-    echo "ue-clang: module exports $(grep -c ' T cvb::' <<<"$exported") cvb functions, no msgpack/zmq symbols, libc++ only"
+  problem=""
+  [[ -n "$leaked" || -n "$missing" ]] && problem="missing:${missing:- none}; leaked: ${leaked:-none}"
+  grep -q libstdc++ <<<"$needed" && problem="$problem; links libstdc++"
+  if [[ "$b" == ue-clang-zmq ]]; then  # the static libzmq is inside, and stays private
+    grep -q libzmq <<<"$needed" && problem="$problem; still needs libzmq.so"
+    grep -qE " zmq_" <<<"$exported" && problem="$problem; exports zmq_* functions"
+    grep -q " zmq_" < <(nm -C --defined-only "$SO") || problem="$problem; libzmq is not linked in"
+  fi
+  [[ "$b" == ue-clang && ! -f "$BUILD/$b/libue_layer_module.so" ]] && problem="$problem; no Unreal-layer module"
+  if [[ -z "$problem" ]]; then
+    echo "$b: module exports $(grep -c ' T cvb::' <<<"$exported") cvb functions, no msgpack/zmq symbols, libc++ only"
     passed=$((passed + 1))
   else
-    echo "ue-clang: export check failed; missing:${missing:- none}; leaked: ${leaked:-none}"
-    readelf -d "$SO" | grep NEEDED | grep libstdc++
+    echo "$b: export check failed: $problem"
     failed=$((failed + 1))
   fi
-fi
+done
 
 # 2. Unit-level tests.
 for b in "${BUILDS[@]}"; do
-  [[ "${BUILD_OK[$b]}" == 1 ]] || continue
+  [[ "${BUILD_OK[$b]:-0}" == 1 ]] || continue
   for t in vector_test media_test robustness_test; do
     timeout 120 "$BUILD/$b/$t" "$VECTORS" >"$LOGS/$b-$t.log" 2>&1
     grep -E "^FAIL" "$LOGS/$b-$t.log" | head -n 20
@@ -192,7 +217,7 @@ start_daemon() {  # start_daemon <name>: a fresh daemon + emulator; sets CONN an
 }
 # Per build, a fresh daemon: the conversation test kills it and restarts it on purpose.
 for b in "${BUILDS[@]}"; do
-  [[ "${BUILD_OK[$b]}" == 1 ]] || continue
+  [[ "${BUILD_OK[$b]:-0}" == 1 ]] || continue
   start_daemon "$b" || continue
   # A client with no connection-file option finds this daemon by the default rule.
   timeout 120 "$BUILD/$b/connection_path_test" "$CONN" >"$LOGS/$b-connection_path_test.log" 2>&1

@@ -25,8 +25,10 @@ LIPSYNC = CORE / "include" / "convai_bridge" / "lipsync_names.h"
 # Blendshape frame layouts, index -> name (copies of /work/shared/reference/blendshapes/, NeuroSync's
 # layouts): compiled into the core so packaged games need no data files.
 BLENDSHAPE_DIR = HERE / "blendshapes"
-BLENDSHAPE_LAYOUTS = {"arkit": ("kArkitBlendshapeNames", "arkit_order_61.txt"),
-                      "mha": ("kMetaHumanBlendshapeNames", "metahuman_order_251.txt")}
+BLENDSHAPE_LAYOUTS = {
+    "arkit": ("kArkitBlendshapeNames", "arkit_order_61.txt"),
+    "mha": ("kMetaHumanBlendshapeNames", "metahuman_order_251.txt"),
+}
 
 # C++ keywords plus macros that Windows or Unreal headers define (check, verify, min, max, small, ...):
 # a field with one of these names gets a trailing underscore in C++ (the wire name is unchanged).
@@ -370,8 +372,11 @@ def render_lipsync(schema: dict[str, Any], layout_dir: Path) -> str:
     ]
     for fmt, (const, file) in BLENDSHAPE_LAYOUTS.items():
         names = read_layout(layout_dir / file)
-        out += ["", f"// Columns of a blendshapes row with format \"{fmt}\" (width {len(names)}).",
-                f"inline constexpr std::array<const char*, {len(names)}> {const} = {{"]
+        out += [
+            "",
+            f'// Columns of a blendshapes row with format "{fmt}" (width {len(names)}).',
+            f"inline constexpr std::array<const char*, {len(names)}> {const} = {{",
+        ]
         out += [f'    "{n}",' for n in names]
         out.append("};")
     out += [
@@ -381,7 +386,7 @@ def render_lipsync(schema: dict[str, Any], layout_dir: Path) -> str:
         "  size_t count = 0;",
         "};",
         "",
-        "// The column names for a blendshape format (\"arkit\", \"mha\"); empty for an unknown format.",
+        '// The column names for a blendshape format ("arkit", "mha"); empty for an unknown format.',
         "inline constexpr NameTable BlendshapeNames(std::string_view format) {",
     ]
     for fmt, (const, _file) in BLENDSHAPE_LAYOUTS.items():
