@@ -18,7 +18,7 @@ public:
 	// $CONVAI_BRIDGE_CONNECTION_FILE, else $XDG_CONFIG_HOME/convai-bridge/connection.json (absolute
 	// XDG_CONFIG_HOME only), else %APPDATA%\convai-bridge\connection.json on Windows, else
 	// ~/.config/convai-bridge/connection.json.
-	UPROPERTY(Config, EditAnywhere, Category = "Connection", meta = (FilePathFilter = "json"))
+	UPROPERTY(Config, EditAnywhere, Category = "Connection")
 	FString ConnectionFile;
 
 	// Overrides the connection file's endpoint (e.g. tcp://127.0.0.1:7301 for a second daemon).
