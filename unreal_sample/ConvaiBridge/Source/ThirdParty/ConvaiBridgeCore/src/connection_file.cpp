@@ -11,7 +11,7 @@
 #include "utf16.h"
 
 #if defined(_WIN32)
-#include <cwchar>
+#include <filesystem>
 #endif
 
 namespace cvb {
@@ -53,8 +53,8 @@ std::string Join(std::string base, const char* leaf, PathStyle style) {
 
 std::ifstream OpenUtf8(const std::string& path) {
 #if defined(_WIN32)
-  const std::u16string wide = detail::Utf8ToUtf16(path);
-  return std::ifstream(reinterpret_cast<const wchar_t*>(wide.c_str()), std::ios::binary);
+  // A path built from UTF-16 opens with the wide API; a narrow one would go through the ANSI code page.
+  return std::ifstream(std::filesystem::path(detail::Utf8ToUtf16(path)), std::ios::binary);
 #else
   return std::ifstream(path, std::ios::binary);
 #endif

@@ -78,6 +78,8 @@ class CONVAIBRIDGECORE_API NpcMedia {
   // buffer_ms: ring capacity; the daemon sends at most limits.audio_lead_ms ahead, so a second or
   // two covers scheduling hiccups of the audio thread.
   explicit NpcMedia(const AudioFormat& format, int buffer_ms = 2000);
+  NpcMedia(const NpcMedia&) = delete;  // explicit: an exported class must not get an implicit copy
+  NpcMedia& operator=(const NpcMedia&) = delete;
 
   int SampleRate() const { return sample_rate_; }
   int Channels() const { return channels_; }
