@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 APT_PACKAGES := espeak-ng sox mono-mcs mono-runtime libmono-system-core4.0-cil libzmq3-dev cppzmq-dev \
-                libmsgpack-cxx-dev g++ cmake make iproute2 util-linux
+                libmsgpack-cxx-dev g++ cmake make iproute2 util-linux \
+                clang-16 libc++-16-dev libc++abi-16-dev
 
-.PHONY: help deps apt venv pipecat-venv demo test test-python test-unity test-unreal lint bench vectors clean
+.PHONY: help deps apt venv pipecat-venv demo test test-python test-unity test-unreal test-unreal-libzmq lint bench vectors clean
 
 help:
 	@echo "make demo   - emulator + daemon + two NPCs talking (no network, no key)"
@@ -61,6 +62,12 @@ test-unity: deps
 
 test-unreal: deps
 	bash unreal_sample/ci/test.sh
+
+# Static libzmq from Debian's source with clang 16 + libc++ (Scripts/build_libzmq.py), then the core's
+# tests linked against it. Not part of `make test`: compiling libzmq takes minutes on two cores.
+# Needs a deb-src entry for apt-get source (or CVB_LIBZMQ_SOURCE=<libzmq tarball or folder>).
+test-unreal-libzmq: deps
+	bash unreal_sample/ci/test_libzmq.sh
 
 test: deps lint test-python test-unity test-unreal
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
 CONVAI_REST_URL = "https://api.convai.com"
@@ -37,15 +38,43 @@ class Secret:
     __str__ = __repr__
 
 
+def _config_base(env: Mapping[str, str], windows: bool) -> PurePath:
+    """The one rule every client shares (PROTOCOL.md section 1): XDG, then %APPDATA% on Windows, then ~/.config."""
+    flavour: type[PurePath] = PureWindowsPath if windows else PurePosixPath
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    if xdg and flavour(xdg).is_absolute():  # a relative XDG_CONFIG_HOME is ignored, as the XDG spec says
+        return flavour(xdg)
+    if windows and env.get("APPDATA"):
+        return flavour(env["APPDATA"])
+    home = env.get("USERPROFILE" if windows else "HOME", "") or str(Path.home())
+    return flavour(home) / ".config"
+
+
+def resolve_config_dir(env: Mapping[str, str], *, windows: bool) -> PurePath:
+    """The daemon's config directory (config.toml) for this environment and OS flavour."""
+    return _config_base(env, windows) / "convai-bridge"
+
+
+def resolve_connection_file(env: Mapping[str, str], *, windows: bool) -> PurePath:
+    """Where the daemon writes, and clients look for, connection.json."""
+    explicit = env.get("CONVAI_BRIDGE_CONNECTION_FILE", "")
+    if explicit:
+        return (PureWindowsPath if windows else PurePosixPath)(explicit)
+    return resolve_config_dir(env, windows=windows) / "connection.json"
+
+
 def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "convai-bridge"
+    return Path(resolve_config_dir(os.environ, windows=os.name == "nt"))
+
+
+def default_connection_file() -> Path:
+    return Path(resolve_connection_file(os.environ, windows=os.name == "nt"))
 
 
 @dataclass
 class Config:
     endpoint: str = DEFAULT_ENDPOINT
-    connection_file: Path = field(default_factory=lambda: config_dir() / "connection.json")
+    connection_file: Path = field(default_factory=default_connection_file)
     api_key: Secret = field(default_factory=lambda: Secret(None))
     rest_url: str = CONVAI_REST_URL
     live_url: str = CONVAI_LIVE_URL
@@ -85,6 +114,7 @@ _ENV = {
     "CONVAI_REST_URL": "rest_url",
     "CONVAI_LIVE_URL": "live_url",
     "CONVAI_BRIDGE_ENDPOINT": "endpoint",
+    "CONVAI_BRIDGE_CONNECTION_FILE": "connection_file",
 }
 
 
@@ -111,8 +141,9 @@ def load_config(
 ) -> Config:
     """Build the config: defaults < TOML file < environment < explicit overrides (CLI flags)."""
     env = dict(os.environ) if env is None else env
-    cfg = Config()
-    path = file or Path(env.get("CONVAI_BRIDGE_CONFIG", str(config_dir() / "config.toml")))
+    windows = os.name == "nt"
+    cfg = Config(connection_file=Path(resolve_connection_file(env, windows=windows)))
+    path = file or Path(env.get("CONVAI_BRIDGE_CONFIG") or resolve_config_dir(env, windows=windows) / "config.toml")
     if path.is_file():
         with path.open("rb") as fh:
             data = tomllib.load(fh)

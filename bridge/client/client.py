@@ -20,7 +20,7 @@ import zmq
 import zmq.asyncio
 
 import bridge
-from bridge.config import config_dir
+from bridge.config import default_connection_file
 from bridge.daemon.connection_file import read_connection_file
 from bridge.wire.codec import Codec, Message, now_us
 from bridge.wire.errors import ProtocolError
@@ -73,7 +73,7 @@ class BridgeClient:
         timeout: float = 10.0,
     ) -> BridgeClient:
         if endpoint is None or token is None:
-            info = read_connection_file(Path(connection_file or config_dir() / "connection.json"))
+            info = read_connection_file(Path(connection_file or default_connection_file()))
             endpoint = endpoint or info["endpoint"]
             token = token or info["token"]
         client = cls(endpoint, token, name=name, timeout=timeout)

@@ -2,6 +2,7 @@
 #include <atomic>
 #include <cmath>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -189,7 +190,20 @@ void Turns() {
 
 }  // namespace
 
+// The curve names compiled into the core (generated; packaged games have no Resources/ files).
+void CurveNames() {
+  EXPECT(cvb::kVisemeNames.size() == 15);
+  EXPECT(std::string(cvb::kVisemeNames[0]) == "sil" && std::string(cvb::kVisemeNames[14]) == "ou");
+  const cvb::NameTable arkit = cvb::BlendshapeNames("arkit");
+  const cvb::NameTable mha = cvb::BlendshapeNames("mha");
+  EXPECT(arkit.count == 61 && mha.count == 251);  // the widths blendshapes messages declare
+  EXPECT(std::string(arkit.names[0]) == "EyeBlinkLeft");
+  EXPECT(std::string(mha.names[0]) == "CTRL_expressions_browDownL");
+  EXPECT(cvb::BlendshapeNames("other").count == 0);
+}
+
 int main() {
+  CurveNames();
   RingBasics();
   RingFlush();
   RingConcurrent();

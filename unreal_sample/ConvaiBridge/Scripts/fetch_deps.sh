@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Copies the core's third-party headers and libzmq into Source/ThirdParty/ConvaiBridgeCore/deps/ on
-# macOS (Homebrew) or Linux (distribution packages). Windows: see the README (vcpkg).
+# Copies the core's third-party headers (and Homebrew's libzmq on macOS) into
+# Source/ThirdParty/ConvaiBridgeCore/deps/ on macOS (Homebrew) or Linux (distribution packages).
+# For a static libzmq built with the engine's toolchain (every platform), run build_libzmq.py
+# (before or after this script). Windows headers: see the README (vcpkg).
 #   Scripts/fetch_deps.sh [--dest DIR]
 set -euo pipefail
 
@@ -30,7 +32,8 @@ case "$(uname -s)" in
     for f in zmq.h zmq.hpp msgpack.hpp; do
       [[ -f "$include/$f" ]] || { echo "missing $include/$f: apt install libzmq3-dev cppzmq-dev libmsgpack-cxx-dev" >&2; exit 1; }
     done
-    # No library copied: the build links the system's shared libzmq (see ConvaiBridgeCore.Build.cs).
+    # No library copied: the build links the system's shared libzmq (see ConvaiBridgeCore.Build.cs),
+    # unless Scripts/build_libzmq.py put a static one built with the UE toolchain in deps/Linux/lib.
     ;;
   *)
     echo "unsupported host $(uname -s); on Windows follow the README (vcpkg)" >&2
@@ -39,8 +42,15 @@ case "$(uname -s)" in
 esac
 
 mkdir -p "$dest/include"
-cp "$include/zmq.h" "$include/zmq.hpp" "$include/zmq_addon.hpp" "$dest/include/"
-[[ -f "$include/zmq_utils.h" ]] && cp "$include/zmq_utils.h" "$dest/include/"
+# Keep the zmq.h that build_libzmq.py installed with its static libzmq (patched so ZMQ_STATIC hides
+# the API); otherwise take the package's.
+if grep -q "build_libzmq.py" "$dest/include/zmq.h" 2>/dev/null; then
+  echo "keeping $dest/include/zmq.h from build_libzmq.py"
+else
+  cp "$include/zmq.h" "$dest/include/"
+  [[ -f "$include/zmq_utils.h" ]] && cp "$include/zmq_utils.h" "$dest/include/"
+fi
+cp "$include/zmq.hpp" "$include/zmq_addon.hpp" "$dest/include/"
 cp "$include/msgpack.hpp" "$dest/include/"
 rm -rf "$dest/include/msgpack"
 cp -R "$include/msgpack" "$dest/include/"

@@ -14,11 +14,11 @@ public class ConvaiBridge : ModuleRules
 			"CoreUObject",
 			"Engine",
 			"ConvaiBridgeCore",
+			"DeveloperSettings",  // UConvaiBridgeSettings (Project Settings > Plugins > Convai Bridge)
 		});
 		PrivateDependencyModuleNames.AddRange(new string[]
 		{
 			"AudioCaptureCore",  // Audio::FAudioCapture (AudioCapture plugin)
-			"Projects",          // IPluginManager: the blendshape name lists in Resources/
 		});
 	}
 }

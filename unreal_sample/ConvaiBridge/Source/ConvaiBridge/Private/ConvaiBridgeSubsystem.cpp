@@ -1,12 +1,24 @@
 #include "ConvaiBridgeSubsystem.h"
 
 #include "ConvaiBridgeLog.h"
+#include "ConvaiBridgeSettings.h"
 #include "ConvaiNpcComponent.h"
+#include "Engine/GameInstance.h"
+
+bool UConvaiBridgeSubsystem::ShouldCreateSubsystem(UObject* Outer) const
+{
+	if (!Super::ShouldCreateSubsystem(Outer) || IsRunningDedicatedServer())
+	{
+		return false;
+	}
+	const UGameInstance* GameInstance = Cast<UGameInstance>(Outer);
+	return !(GameInstance && GameInstance->IsDedicatedServerInstance());  // PIE dedicated server too
+}
 
 void UConvaiBridgeSubsystem::Initialize(FSubsystemCollectionBase& Collection)
 {
 	Super::Initialize(Collection);
-	if (bConnectOnStart)
+	if (GetDefault<UConvaiBridgeSettings>()->bConnectOnStart)
 	{
 		Connect();
 	}
@@ -24,10 +36,13 @@ void UConvaiBridgeSubsystem::Connect()
 	{
 		return;
 	}
+	const UConvaiBridgeSettings* Settings = GetDefault<UConvaiBridgeSettings>();
 	cvb::ClientOptions Options;
-	Options.connection_file = ConnectionFile.IsEmpty() ? cvb::DefaultConnectionFilePath() : ConvaiToUtf8(ConnectionFile);
-	Options.endpoint = ConvaiToUtf8(Endpoint);
+	Options.connection_file = ConvaiToUtf8(GetConnectionFilePath());
+	Options.endpoint = ConvaiToUtf8(Settings->Endpoint);
 	Options.engine = "unreal";
+	Options.request_timeout_ms = FMath::Max(1000, FMath::RoundToInt(Settings->RequestTimeoutSeconds * 1000.0f));
+	Options.audio_buffer_ms = FMath::Max(200, Settings->AudioBufferMs);
 	Client = std::make_shared<cvb::Client>(Options);
 	// Handlers run inside Poll(), i.e. on the game thread, one message at a time.
 	Client->SetMessageHandler([this](cvb::NpcId Npc, const cvb::Message& Message) { OnMessage(Npc, Message); });
@@ -59,6 +74,28 @@ bool UConvaiBridgeSubsystem::IsConnected() const
 FString UConvaiBridgeSubsystem::GetDaemonInstanceId() const
 {
 	return Client ? ConvaiToFString(Client->InstanceId()) : FString();
+}
+
+EConvaiConnectionState UConvaiBridgeSubsystem::GetConnectionState() const
+{
+	if (!Client)
+	{
+		return EConvaiConnectionState::Stopped;
+	}
+	switch (Client->State())
+	{
+	case cvb::ConnectionState::Connecting: return EConvaiConnectionState::Connecting;
+	case cvb::ConnectionState::Handshaking: return EConvaiConnectionState::Handshaking;
+	case cvb::ConnectionState::Ready: return EConvaiConnectionState::Ready;
+	case cvb::ConnectionState::Failed: return EConvaiConnectionState::Failed;
+	default: return EConvaiConnectionState::Stopped;
+	}
+}
+
+FString UConvaiBridgeSubsystem::GetConnectionFilePath() const
+{
+	const FString& Configured = GetDefault<UConvaiBridgeSettings>()->ConnectionFile;
+	return Configured.IsEmpty() ? ConvaiToFString(cvb::DefaultConnectionFilePath()) : Configured;
 }
 
 uint32 UConvaiBridgeSubsystem::RegisterNpc(UConvaiNpcComponent* Component, cvb::msg::SessionOpen Config)

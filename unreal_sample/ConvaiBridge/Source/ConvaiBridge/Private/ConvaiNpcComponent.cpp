@@ -8,10 +8,50 @@
 #include "Engine/GameInstance.h"
 #include "Engine/World.h"
 #include "GameFramework/Actor.h"
-#include "Interfaces/IPluginManager.h"
-#include "Misc/FileHelper.h"
-#include "Misc/Paths.h"
 #include "Sound/SoundAttenuation.h"
+
+#include "convai_bridge/lipsync_names.h"
+
+namespace
+{
+cvb::DynamicInfo ToCore(const FConvaiDynamicInfo& Info)
+{
+	cvb::DynamicInfo Out;
+	Out.text = ConvaiToUtf8(Info.Text);
+	if (!Info.StaticText.IsEmpty())
+	{
+		Out.static_text = ConvaiToUtf8(Info.StaticText);
+	}
+	Out.keep_in_context = Info.bKeepInContext;
+	return Out;
+}
+
+std::vector<cvb::SceneObject> ToCore(const TArray<FConvaiSceneObject>& Objects)
+{
+	std::vector<cvb::SceneObject> Out;
+	for (const FConvaiSceneObject& Object : Objects)
+	{
+		cvb::SceneObject Item;
+		Item.name = ConvaiToUtf8(Object.Name);
+		if (!Object.Description.IsEmpty())
+		{
+			Item.description = ConvaiToUtf8(Object.Description);
+		}
+		Out.push_back(std::move(Item));
+	}
+	return Out;
+}
+
+cvb::StringMap ToCore(const TMap<FString, FString>& Keys)
+{
+	cvb::StringMap Out;
+	for (const TPair<FString, FString>& Pair : Keys)
+	{
+		Out.emplace_back(ConvaiToUtf8(Pair.Key), ConvaiToUtf8(Pair.Value));
+	}
+	return Out;
+}
+}  // namespace
 
 UConvaiNpcComponent::UConvaiNpcComponent()
 {
@@ -73,20 +113,25 @@ cvb::msg::SessionOpen UConvaiNpcComponent::BuildSessionConfig() const
 		{
 			Names.push_back(ConvaiToUtf8(Action));
 		}
-		std::vector<cvb::SceneObject> Objects;
-		for (const FConvaiSceneObject& Object : SceneObjects)
-		{
-			cvb::SceneObject Item;
-			Item.name = ConvaiToUtf8(Object.Name);
-			if (!Object.Description.IsEmpty())
-			{
-				Item.description = ConvaiToUtf8(Object.Description);
-			}
-			Objects.push_back(std::move(Item));
-		}
 		ActionConfig.actions = std::move(Names);
-		ActionConfig.objects = std::move(Objects);
+		ActionConfig.objects = ToCore(SceneObjects);
 		Config.action_config = std::move(ActionConfig);
+	}
+	if (!DynamicInfo.Text.IsEmpty())
+	{
+		Config.dynamic_info = ToCore(DynamicInfo);
+	}
+	if (TemplateKeys.Num() > 0)
+	{
+		Config.narrative_template_keys = ToCore(TemplateKeys);
+	}
+	if (!CharacterSessionId.IsEmpty())
+	{
+		Config.character_session_id = ConvaiToUtf8(CharacterSessionId);
+	}
+	if (!EndUserId.IsEmpty())
+	{
+		Config.end_user_id = ConvaiToUtf8(EndUserId);
 	}
 	return Config;
 }
@@ -249,16 +294,83 @@ void UConvaiNpcComponent::SendTrigger(const FString& TriggerName, const FString&
 	}
 }
 
+cvb::Client* UConvaiNpcComponent::ReadyClient() const
+{
+	UConvaiBridgeSubsystem* Bridge = GetBridge();
+	return Bridge && NpcId != 0 ? Bridge->GetClient() : nullptr;
+}
+
 void UConvaiNpcComponent::AddContext(const FString& Text)
 {
-	if (UConvaiBridgeSubsystem* Bridge = GetBridge(); Bridge && Bridge->GetClient() && NpcId != 0)
+	UpdateContext(Text, EConvaiContextMode::Append, EConvaiRunLlm::No);
+}
+
+void UConvaiNpcComponent::UpdateContext(const FString& Text, EConvaiContextMode Mode, EConvaiRunLlm RunLlm,
+	const FString& AttentionObject)
+{
+	static const char* const Modes[] = {"append", "replace", "reset"};
+	static const char* const RunLlmNames[] = {"false", "true", "auto"};
+	if (cvb::Client* Client = ReadyClient())
 	{
 		cvb::msg::ContextUpdate Update;
 		Update.text = ConvaiToUtf8(Text);
-		Update.mode = "append";
-		Update.run_llm = "false";
-		Bridge->GetClient()->UpdateContext(NpcId, std::move(Update), ReportFailures(TEXT("AddContext")));
+		Update.mode = Modes[static_cast<uint8>(Mode)];
+		Update.run_llm = RunLlmNames[static_cast<uint8>(RunLlm)];
+		if (!AttentionObject.IsEmpty())
+		{
+			Update.current_attention_object = ConvaiToUtf8(AttentionObject);
+		}
+		Client->UpdateContext(NpcId, std::move(Update), ReportFailures(TEXT("UpdateContext")));
 	}
+}
+
+void UConvaiNpcComponent::SetDynamicInfo(const FConvaiDynamicInfo& Info)
+{
+	DynamicInfo = Info;  // also what a reopened session starts with
+	if (cvb::Client* Client = ReadyClient())
+	{
+		Client->SetDynamicInfo(NpcId, ToCore(Info), ReportFailures(TEXT("SetDynamicInfo")));
+	}
+}
+
+void UConvaiNpcComponent::UpdateScene(const TArray<FConvaiSceneObject>& Objects)
+{
+	if (cvb::Client* Client = ReadyClient())
+	{
+		Client->UpdateScene(NpcId, ToCore(Objects), ReportFailures(TEXT("UpdateScene")));
+	}
+}
+
+void UConvaiNpcComponent::SetTemplateKeys(const TMap<FString, FString>& Keys)
+{
+	TemplateKeys = Keys;
+	if (cvb::Client* Client = ReadyClient())
+	{
+		Client->SetTemplateKeys(NpcId, ToCore(Keys), ReportFailures(TEXT("SetTemplateKeys")));
+	}
+}
+
+void UConvaiNpcComponent::SetTtsEnabled(bool bEnabled)
+{
+	if (cvb::Client* Client = ReadyClient())
+	{
+		Client->SetTts(NpcId, bEnabled, ReportFailures(TEXT("SetTtsEnabled")));
+	}
+}
+
+void UConvaiNpcComponent::SetSttMuted(bool bMuted)
+{
+	if (cvb::Client* Client = ReadyClient())
+	{
+		Client->SetSttMuted(NpcId, bMuted, ReportFailures(TEXT("SetSttMuted")));
+	}
+}
+
+FString UConvaiNpcComponent::GetCharacterSessionId() const
+{
+	const cvb::Client* Client = ReadyClient();
+	const std::optional<cvb::NpcStatus> Status = Client ? Client->Status(NpcId) : std::nullopt;
+	return Status ? ConvaiToFString(Status->character_session_id) : FString();
 }
 
 void UConvaiNpcComponent::HandleBridgeMessage(const cvb::Message& Message)
@@ -308,6 +420,19 @@ void UConvaiNpcComponent::HandleBridgeMessage(const cvb::Message& Message)
 	{
 		OnTurnCompleted.Broadcast(static_cast<int32>(Done->turn), Done->interrupted);
 	}
+	else if (const cvb::msg::Moderation* Verdict = Message.As<cvb::msg::Moderation>())
+	{
+		OnModeration.Broadcast(static_cast<int32>(Verdict->turn.value_or(0)), Verdict->passed,
+			ConvaiToFString(Verdict->reason.value_or(std::string())), ConvaiToFString(Verdict->user_input.value_or(std::string())));
+	}
+	else if (const cvb::msg::NoResponse* Silent = Message.As<cvb::msg::NoResponse>())
+	{
+		OnNoResponse.Broadcast(static_cast<int32>(Silent->turn), ConvaiToFString(Silent->reason.value_or(std::string())));
+	}
+	else if (const cvb::msg::IdleWarning* Idle = Message.As<cvb::msg::IdleWarning>())
+	{
+		OnIdleWarning.Broadcast(static_cast<int32>(Idle->remaining_s), ConvaiToFString(Idle->message.value_or(std::string())));
+	}
 	else if (const cvb::msg::Error* Failure = Message.As<cvb::msg::Error>())
 	{
 		OnError.Broadcast(ConvaiToFString(Failure->code), ConvaiToFString(Failure->message), Failure->fatal);
@@ -320,29 +445,24 @@ void UConvaiNpcComponent::HandleBridgeMessage(const cvb::Message& Message)
 
 void UConvaiNpcComponent::LoadCurveNames()
 {
+	// Compiled into the core (generated from the protocol's tables): nothing to stage or package.
 	CurveNames.Reset();
+	cvb::NameTable Table;
 	if (LipSync == EConvaiLipSync::Visemes)
 	{
-		for (const char* Name : cvb::kVisemeNames)
-		{
-			CurveNames.Add(FName(UTF8_TO_TCHAR(Name)));
-		}
-		return;
+		Table = cvb::NameTable{cvb::kVisemeNames.data(), cvb::kVisemeNames.size()};
 	}
-	const TCHAR* File = LipSync == EConvaiLipSync::ArkitBlendshapes ? TEXT("arkit_order_61.txt")
-		: LipSync == EConvaiLipSync::MetaHumanBlendshapes ? TEXT("metahuman_order_251.txt") : nullptr;
-	const TSharedPtr<IPlugin> Plugin = IPluginManager::Get().FindPlugin(TEXT("ConvaiBridge"));
-	TArray<FString> Lines;
-	if (File && Plugin && FFileHelper::LoadFileToStringArray(Lines, *FPaths::Combine(Plugin->GetBaseDir(), TEXT("Resources"), File)))
+	else if (LipSync == EConvaiLipSync::ArkitBlendshapes)
 	{
-		for (const FString& Line : Lines)  // "<index>\t<name>"
-		{
-			FString Index, Name;
-			if (Line.Split(TEXT("\t"), &Index, &Name))
-			{
-				CurveNames.Add(FName(*Name.TrimStartAndEnd()));
-			}
-		}
+		Table = cvb::BlendshapeNames("arkit");
+	}
+	else if (LipSync == EConvaiLipSync::MetaHumanBlendshapes)
+	{
+		Table = cvb::BlendshapeNames("mha");
+	}
+	for (size_t Index = 0; Index < Table.count; ++Index)
+	{
+		CurveNames.Add(FName(UTF8_TO_TCHAR(Table.names[Index])));
 	}
 }
 

@@ -16,23 +16,13 @@
 
 class UConvaiNpcComponent;
 
-UCLASS(Config = Game)
+UCLASS()
 class CONVAIBRIDGE_API UConvaiBridgeSubsystem : public UGameInstanceSubsystem, public FTickableGameObject
 {
 	GENERATED_BODY()
 
 public:
-	// DefaultGame.ini, section [/Script/ConvaiBridge.ConvaiBridgeSubsystem]. Empty: the daemon's
-	// default connection file (~/.config/convai-bridge/connection.json, %APPDATA% on Windows).
-	UPROPERTY(Config, EditAnywhere, Category = "Convai")
-	FString ConnectionFile;
-
-	// Optional overrides of the connection file (e.g. a daemon on another port).
-	UPROPERTY(Config, EditAnywhere, Category = "Convai")
-	FString Endpoint;
-
-	UPROPERTY(Config, EditAnywhere, Category = "Convai")
-	bool bConnectOnStart = true;
+	// Settings: Project Settings > Plugins > Convai Bridge (UConvaiBridgeSettings).
 
 	UPROPERTY(BlueprintAssignable, Category = "Convai")
 	FConvaiConnectionChanged OnConnectionChanged;
@@ -49,13 +39,22 @@ public:
 	UFUNCTION(BlueprintPure, Category = "Convai")
 	FString GetDaemonInstanceId() const;
 
+	UFUNCTION(BlueprintPure, Category = "Convai")
+	EConvaiConnectionState GetConnectionState() const;
+
+	// The connection file this game reads (the setting, or the default rule's path).
+	UFUNCTION(BlueprintPure, Category = "Convai")
+	FString GetConnectionFilePath() const;
+
 	// ---- for UConvaiNpcComponent ----
 	uint32 RegisterNpc(UConvaiNpcComponent* Component, cvb::msg::SessionOpen Config);
 	void UnregisterNpc(uint32 NpcId);
 	cvb::Client* GetClient() const { return Client.get(); }
 	std::weak_ptr<cvb::Client> GetClientWeak() const { return Client; }
 
-	// UGameInstanceSubsystem
+	// UGameInstanceSubsystem. No subsystem (and no connection) on dedicated servers: NPC
+	// conversations run on the clients, each with its own daemon.
+	virtual bool ShouldCreateSubsystem(UObject* Outer) const override;
 	virtual void Initialize(FSubsystemCollectionBase& Collection) override;
 	virtual void Deinitialize() override;
 

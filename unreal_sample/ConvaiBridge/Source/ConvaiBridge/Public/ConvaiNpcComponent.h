@@ -57,6 +57,23 @@ public:
 	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Actions")
 	TArray<FConvaiSceneObject> SceneObjects;
 
+	// ---- what the character knows when the conversation opens (change later with the functions) ----
+	// Sent when Text is not empty (session_open.dynamic_info).
+	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Context")
+	FConvaiDynamicInfo DynamicInfo;
+
+	// Narrative design template keys ({player_name} -> "Alice").
+	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Context")
+	TMap<FString, FString> TemplateKeys;
+
+	// Resume an earlier conversation (GetCharacterSessionId of a previous play); empty: a new one.
+	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Context")
+	FString CharacterSessionId;
+
+	// Stable id of the player for Convai's memory (session_open.end_user_id).
+	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Context")
+	FString EndUserId;
+
 	// Bot audio format asked of the daemon (it resamples).
 	UPROPERTY(EditAnywhere, BlueprintReadWrite, Category = "Convai|Audio", meta = (ClampMin = "8000", ClampMax = "192000"))
 	int32 OutputSampleRate = 48000;
@@ -101,8 +118,37 @@ public:
 	UFUNCTION(BlueprintCallable, Category = "Convai")
 	void AddContext(const FString& Text);
 
+	// Context update with every option: Mode append/replace/reset, RunLlm whether the character answers,
+	// AttentionObject (optional) what it is looking at.
+	UFUNCTION(BlueprintCallable, Category = "Convai", meta = (AdvancedDisplay = "AttentionObject"))
+	void UpdateContext(const FString& Text, EConvaiContextMode Mode = EConvaiContextMode::Append,
+		EConvaiRunLlm RunLlm = EConvaiRunLlm::No, const FString& AttentionObject = TEXT(""));
+
+	// Replaces the character's dynamic information (the weather, the quest state, ...).
+	UFUNCTION(BlueprintCallable, Category = "Convai")
+	void SetDynamicInfo(const FConvaiDynamicInfo& Info);
+
+	// Replaces the objects the character can see and act on.
+	UFUNCTION(BlueprintCallable, Category = "Convai")
+	void UpdateScene(const TArray<FConvaiSceneObject>& Objects);
+
+	UFUNCTION(BlueprintCallable, Category = "Convai")
+	void SetTemplateKeys(const TMap<FString, FString>& Keys);
+
+	// Voice answers on or off (text keeps coming).
+	UFUNCTION(BlueprintCallable, Category = "Convai")
+	void SetTtsEnabled(bool bEnabled);
+
+	// Mutes speech recognition without closing the microphone stream.
+	UFUNCTION(BlueprintCallable, Category = "Convai")
+	void SetSttMuted(bool bMuted);
+
 	UFUNCTION(BlueprintPure, Category = "Convai")
 	bool IsSessionReady() const { return bSessionReady; }
+
+	// The conversation's id at Convai (store it to resume later via CharacterSessionId).
+	UFUNCTION(BlueprintPure, Category = "Convai")
+	FString GetCharacterSessionId() const;
 
 	UFUNCTION(BlueprintPure, Category = "Convai")
 	bool IsSpeaking() const { return bSpeaking; }
@@ -156,6 +202,16 @@ public:
 	FConvaiSpeakingChanged OnSpeakingChanged;
 
 	UPROPERTY(BlueprintAssignable, Category = "Convai|Events")
+	FConvaiModeration OnModeration;
+
+	UPROPERTY(BlueprintAssignable, Category = "Convai|Events")
+	FConvaiNoResponse OnNoResponse;
+
+	// The session will close for inactivity unless the player talks.
+	UPROPERTY(BlueprintAssignable, Category = "Convai|Events")
+	FConvaiIdleWarning OnIdleWarning;
+
+	UPROPERTY(BlueprintAssignable, Category = "Convai|Events")
 	FConvaiError OnError;
 
 	// Called by the subsystem on the game thread.
@@ -170,6 +226,7 @@ private:
 	UConvaiBridgeSubsystem* GetBridge() const;
 	cvb::msg::SessionOpen BuildSessionConfig() const;
 	cvb::ReplyCallback ReportFailures(const TCHAR* What);
+	cvb::Client* ReadyClient() const;  // the client when this NPC has a conversation, else nullptr
 	void StartVoice();
 	void StopVoice();
 	void LoadCurveNames();

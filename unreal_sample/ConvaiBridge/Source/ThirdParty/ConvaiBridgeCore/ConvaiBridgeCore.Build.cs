@@ -4,9 +4,12 @@
 //
 // Third-party pieces it needs, per platform, under deps/ (see README, "Dependencies"):
 //   deps/include/          zmq.h, zmq.hpp, zmq_addon.hpp (cppzmq), msgpack.hpp + msgpack/ (msgpack-cxx)
-//   deps/Win64/lib/        libzmq static library (vcpkg triplet x64-windows-static-md)
-//   deps/Mac/lib/          libzmq.a (+ libsodium.a if your libzmq uses it), universal or arm64
-//   deps/Linux/lib/        optional libzmq.a built with the UE clang toolchain; else the system libzmq.so
+//   deps/Win64/lib/        libzmq static library (Scripts/build_libzmq.py, or vcpkg x64-windows-static-md)
+//   deps/Mac/lib/          libzmq.a (Scripts/build_libzmq.py: universal; or Homebrew's + libsodium.a)
+//   deps/Linux/lib/        libzmq.a built with the UE clang toolchain (Scripts/build_libzmq.py); else the system libzmq.so
+//
+// Exports: everything ConvaiBridge calls is marked CONVAIBRIDGECORE_API (include/convai_bridge/export.h),
+// which UBT defines per module; editor builds are modular with hidden symbols.
 using System.IO;
 using UnrealBuildTool;
 
@@ -38,6 +41,7 @@ public class ConvaiBridgeCore : ModuleRules
 		}
 		else if (Target.Platform == UnrealTargetPlatform.Mac)
 		{
+			PrivateDefinitions.Add("ZMQ_STATIC=1");
 			AddLibraries(Path.Combine(Deps, "Mac", "lib"), "*.a");
 		}
 		else if (Target.Platform == UnrealTargetPlatform.Linux)
@@ -48,6 +52,7 @@ public class ConvaiBridgeCore : ModuleRules
 			string LinuxLib = Path.Combine(Deps, "Linux", "lib");
 			if (Directory.Exists(LinuxLib) && Directory.GetFiles(LinuxLib, "*.a").Length > 0)
 			{
+				PrivateDefinitions.Add("ZMQ_STATIC=1");  // Scripts/build_libzmq.py: static, hidden symbols
 				AddLibraries(LinuxLib, "*.a");
 			}
 			else

@@ -23,8 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "convai_bridge/export.h"
 #include "convai_bridge/message.h"
 #include "convai_bridge/media.h"
+
+CVB_SUPPRESS_DLL_INTERFACE_WARNING
 
 namespace cvb {
 
@@ -38,11 +41,30 @@ struct ConnectionInfo {
   int64_t pid = 0;
 };
 
-// Reads the daemon's connection.json. Returns false with a reason when missing or malformed.
-bool ReadConnectionFile(const std::string& path, ConnectionInfo* out, std::string* error);
-// $XDG_CONFIG_HOME/convai-bridge/connection.json, else ~/.config/convai-bridge/connection.json
-// (%APPDATA%\convai-bridge\connection.json on Windows).
-std::string DefaultConnectionFilePath();
+// Reads the daemon's connection.json (path in UTF-8). Returns false with a reason when missing or
+// malformed.
+CONVAIBRIDGECORE_API bool ReadConnectionFile(const std::string& path, ConnectionInfo* out, std::string* error);
+
+// Where the daemon writes connection.json, the same rule for every client (PROTOCOL.md section 1):
+//   1. $CONVAI_BRIDGE_CONNECTION_FILE when set and non-empty (a full path);
+//   2. $XDG_CONFIG_HOME/convai-bridge/connection.json when XDG_CONFIG_HOME is an absolute path;
+//   3. on Windows %APPDATA%\convai-bridge\connection.json;
+//   4. otherwise ~/.config/convai-bridge/connection.json ($HOME; %USERPROFILE% on Windows).
+// Result in UTF-8, with the platform's separator.
+CONVAIBRIDGECORE_API std::string DefaultConnectionFilePath();
+
+enum class PathStyle : uint8_t { Posix, Windows };
+inline constexpr PathStyle kNativePathStyle =
+#if defined(_WIN32)
+    PathStyle::Windows;
+#else
+    PathStyle::Posix;
+#endif
+// Returns the variable's value (UTF-8), or nullopt when unset.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+// The rule above for a given environment and OS flavour (DefaultConnectionFilePath() is this with
+// the process environment and kNativePathStyle); tests use it to check the Windows branch anywhere.
+CONVAIBRIDGECORE_API std::string ResolveConnectionFilePath(const EnvLookup& env, PathStyle style);
 
 enum class ConnectionState : uint8_t {
   Stopped,      // Start() not called, or Stop() done
@@ -51,7 +73,7 @@ enum class ConnectionState : uint8_t {
   Ready,        // welcome received; sessions can be used
   Failed,       // the daemon refused us for good (version_mismatch); no more retries
 };
-const char* ToString(ConnectionState state);
+CONVAIBRIDGECORE_API const char* ToString(ConnectionState state);
 
 struct ConnectionEvent {
   ConnectionState state = ConnectionState::Stopped;
@@ -125,7 +147,7 @@ struct ClientStats {
   uint64_t events_dropped = 0;     // game-thread queue overflow
 };
 
-class Client {
+class CONVAIBRIDGECORE_API Client {
  public:
   explicit Client(ClientOptions options = {});
   ~Client();
@@ -186,3 +208,5 @@ class Client {
 };
 
 }  // namespace cvb
+
+CVB_RESTORE_DLL_INTERFACE_WARNING

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "convai_bridge/export.h"
 #include "convai_bridge/message.h"
 
 namespace cvb {
@@ -44,16 +45,16 @@ inline constexpr size_t kDefaultMaxMessageBytes = 1u << 20;
 
 // Strict decode, exactly as the reference codec: unknown types fail with `unknown_type` (the client
 // layer turns those into msg::Unknown instead of failing). Never throws.
-DecodeResult Decode(const std::vector<ByteView>& parts, size_t max_message_bytes = kDefaultMaxMessageBytes);
-DecodeResult Decode(const std::vector<Bytes>& parts, size_t max_message_bytes = kDefaultMaxMessageBytes);
+CONVAIBRIDGECORE_API DecodeResult Decode(const std::vector<ByteView>& parts, size_t max_message_bytes = kDefaultMaxMessageBytes);
+CONVAIBRIDGECORE_API DecodeResult Decode(const std::vector<Bytes>& parts, size_t max_message_bytes = kDefaultMaxMessageBytes);
 
 // Canonical encode: envelope keys v, type, id, sid, ts, then fields in schema order; optional fields
 // omitted; smallest ints; float64 floats; shortest str header. Validates enums, required envelope
 // fields and frame sizes. Never throws (except std::bad_alloc).
-EncodeResult Encode(const Message& message);
+CONVAIBRIDGECORE_API EncodeResult Encode(const Message& message);
 
 // Expected byte size of binary frame `index` per the header (samples*channels*2, width*count*4),
 // or -1 when the message declares no such frame or the header values are out of range.
-int64_t ExpectedFrameBytes(const Message& message, size_t index);
+CONVAIBRIDGECORE_API int64_t ExpectedFrameBytes(const Message& message, size_t index);
 
 }  // namespace cvb

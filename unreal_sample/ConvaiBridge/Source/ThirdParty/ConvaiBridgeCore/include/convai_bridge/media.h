@@ -17,14 +17,17 @@
 #include <vector>
 
 #include "convai_bridge/audio_ring.h"
+#include "convai_bridge/export.h"
+#include "convai_bridge/lipsync_names.h"
 #include "convai_bridge/schema_types.h"
+
+CVB_SUPPRESS_DLL_INTERFACE_WARNING
 
 namespace cvb {
 
 enum class LipSyncKind : uint8_t { None, Visemes, Blendshapes };
 
-inline constexpr const char* kVisemeNames[15] = {"sil", "pp", "ff", "th", "dd", "kk", "ch", "ss",
-                                                 "nn",  "rr", "aa", "e",  "ih", "oh", "ou"};
+// Curve names: kVisemeNames, BlendshapeNames(format) in lipsync_names.h.
 
 struct PlaybackPosition {
   bool playing = false;  // a sample of bot audio is at the playback clock right now
@@ -50,7 +53,7 @@ struct MediaStats {
 };
 
 // Decides which turn's media may still play. Network thread only.
-class TurnTracker {
+class CONVAIBRIDGECORE_API TurnTracker {
  public:
   bool Accept(int64_t turn) const { return turn > dropped_through_; }
   void Announce(int64_t turn) { latest_ = std::max(latest_, turn); }
@@ -70,11 +73,13 @@ class TurnTracker {
   int64_t dropped_through_ = 0;
 };
 
-class NpcMedia {
+class CONVAIBRIDGECORE_API NpcMedia {
  public:
   // buffer_ms: ring capacity; the daemon sends at most limits.audio_lead_ms ahead, so a second or
   // two covers scheduling hiccups of the audio thread.
   explicit NpcMedia(const AudioFormat& format, int buffer_ms = 2000);
+  NpcMedia(const NpcMedia&) = delete;  // explicit: an exported class must not get an implicit copy
+  NpcMedia& operator=(const NpcMedia&) = delete;
 
   int SampleRate() const { return sample_rate_; }
   int Channels() const { return channels_; }
@@ -138,3 +143,5 @@ class NpcMedia {
 };
 
 }  // namespace cvb
+
+CVB_RESTORE_DLL_INTERFACE_WARNING

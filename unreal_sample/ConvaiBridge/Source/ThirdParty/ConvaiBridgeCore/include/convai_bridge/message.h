@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "convai_bridge/export.h"
 #include "convai_bridge/schema_types.h"
 #include "convai_bridge/value.h"
 
@@ -24,7 +25,7 @@ struct Message {
   MessageType type() const { return static_cast<MessageType>(body.index()); }
   const MessageInfo& info() const { return kMessageInfo[body.index()]; }
   // The wire name; for msg::Unknown the name the daemon used.
-  std::string type_name() const;
+  CONVAIBRIDGECORE_API std::string type_name() const;
 
   template <class T>
   const T* As() const { return std::get_if<T>(&body); }
@@ -43,11 +44,11 @@ Message MakeMessage(T body, std::optional<int64_t> id = std::nullopt, std::optio
   return m;
 }
 
-const char* MessageTypeName(MessageType type);
-std::optional<MessageType> MessageTypeFromName(std::string_view name);
+CONVAIBRIDGECORE_API const char* MessageTypeName(MessageType type);
+CONVAIBRIDGECORE_API std::optional<MessageType> MessageTypeFromName(std::string_view name);
 // The schema's row for an error code, or nullptr for a code this version does not know.
-const ErrorCodeInfo* FindErrorCode(std::string_view code);
+CONVAIBRIDGECORE_API const ErrorCodeInfo* FindErrorCode(std::string_view code);
 // Microseconds since the Unix epoch (the envelope's ts clock).
-int64_t NowMicros();
+CONVAIBRIDGECORE_API int64_t NowMicros();
 
 }  // namespace cvb

@@ -1,0 +1,7 @@
+#include "ConvaiBridgeSettings.h"
+
+UConvaiBridgeSettings::UConvaiBridgeSettings()
+{
+	CategoryName = TEXT("Plugins");
+	SectionName = TEXT("Convai Bridge");
+}
