@@ -453,9 +453,10 @@ class RtviTranslator:
         return [ev.BackendError("usage_limit", message, fatal=True), ev.Closed("usage_limit", message)]
 
     def metrics(self, p: dict[str, Any], now: float) -> list[ev.Event]:
-        if len(p) == 1:
-            ((kind, data),) = p.items()
-            return [ev.Metrics(str(kind), data)]
+        """RTVI metrics group measurements by kind (pipecat: ttfb, processing, tokens, characters); one
+        protocol event per kind. A payload that is not a map of lists is passed on whole as custom."""
+        if p and all(isinstance(data, list) for data in p.values()):
+            return [ev.Metrics(str(kind), data) for kind, data in p.items()]
         return [ev.Metrics("custom", p)]
 
 

@@ -85,6 +85,18 @@ def test_demux_three_envelopes() -> None:
             top("metrics", {"ttfb": [{"processor": "LLM", "value": 0.41}]}),
             [ev.Metrics("ttfb", [{"processor": "LLM", "value": 0.41}])],
         ),
+        # pipecat groups several kinds in one message: one protocol event per kind (PROTOCOL.md §5).
+        (
+            top(
+                "metrics",
+                {"ttfb": [{"processor": "TTS", "value": 0.2}], "characters": [{"processor": "TTS", "value": 42}]},
+            ),
+            [
+                ev.Metrics("ttfb", [{"processor": "TTS", "value": 0.2}]),
+                ev.Metrics("characters", [{"processor": "TTS", "value": 42}]),
+            ],
+        ),
+        (top("metrics", {"note": "free-form"}), [ev.Metrics("custom", {"note": "free-form"})]),
         (wrapped("blendshape-turn-stats", stats={"fps": 60}), [ev.Metrics("blendshape_stats", {"fps": 60})]),
         (top("error", {"error": "boom", "fatal": False}), [ev.BackendError("convai_error", "boom", fatal=False)]),
         # Unity 4.x: an RTVI error without `fatal` is not fatal (convai-apis.md §19).

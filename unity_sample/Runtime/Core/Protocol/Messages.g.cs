@@ -1958,7 +1958,7 @@ namespace ConvaiBridge.Protocol
     public sealed partial class MetricsMessage : Message
     {
         public const string TypeName = "metrics";
-        /// <summary>ttfb | processing | custom | bridge; required</summary>
+        /// <summary>ttfb | processing | tokens | characters (RTVI metrics, one event per kind) | blendshape_stats | custom (anything else); see §5; required</summary>
         public string MetricKind;
         /// <summary>required</summary>
         public object Data;

@@ -395,7 +395,7 @@ struct IdleWarning {
 
 struct Metrics {
   static constexpr const char* kName = "metrics";
-  std::string kind;  // ttfb | processing | custom | bridge
+  std::string kind;  // ttfb | processing | tokens | characters (RTVI metrics, one event per kind) | blendshape_stats | custom (anything else); see ?5
   Value data;
 };
 
