@@ -15,7 +15,11 @@ import bridge
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:7300)")
     p.add_argument("--connection-file", type=Path, help="where to write endpoint + token (0600)")
-    p.add_argument("--config", type=Path, help="TOML config file (default ~/.config/convai-bridge/config.toml)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML config file (default: $CONVAI_BRIDGE_CONFIG, else config.toml in the config dir; PROTOCOL.md 1)",
+    )
     p.add_argument("--rest-url", help="Convai REST host (default https://api.convai.com)")
     p.add_argument("--live-url", help="Convai Live host (default https://live.convai.com)")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback endpoint")
