@@ -24,7 +24,8 @@ from bridge.wire.codec import pack
 from bridge.wire.schema import load_schema
 
 CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
-NO_REPLY = ("pong", "audio_in")  # client messages the daemon may legitimately leave unanswered
+# client messages the daemon may legitimately leave unanswered: pong and the streams (audio_in, audio_reference)
+NO_REPLY = ("pong", *(name for name, spec in load_schema().messages.items() if spec.kind == "stream"))
 ODD_VALUES: list[Any] = [
     None, True, False, 0, -1, 1, 7, 2**31, 2**32, 2**63 - 1, -(2**63), 1.5, float("nan"), float("inf"),
     "", "x", "x" * 3000, "\u0000\ud7ff", "s-000000000000", [], [1, "a", None], [[[[[]]]]], {}, {"a": 1},

@@ -166,7 +166,7 @@ async def test_requests_before_hello_are_not_ready(raw: RawPeer) -> None:
                         "type": "session_open",
                         "id": 9,
                         "character_id": CHARACTER,
-                        "audio": {"sample_rate": 44100, "channels": 1, "frame_ms": 5},
+                        "audio": {"sample_rate": 44100, "channels": 1, "frame_ms": 4},
                     }
                 )
             ],
