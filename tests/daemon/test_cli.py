@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bridge.client import BridgeClient
 from tests.conftest import CHARACTER
 
@@ -164,7 +162,8 @@ def test_api_key_from_env_never_printed(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             rest = await asyncio.wait_for(proc.stdout.read(), 20)
             await proc.wait()
-            return "".join(lines) + rest.decode() + conn.read_text() if conn.exists() else "".join(lines) + rest.decode()
+            left = conn.read_text() if conn.exists() else ""
+            return "".join(lines) + rest.decode() + left
         finally:
             if proc.returncode is None:
                 proc.kill()
