@@ -42,12 +42,18 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
 
-async def post_faults(request: web.Request) -> web.Response:
+async def _object_body(request: web.Request) -> dict[str, Any] | None:
+    """The request's JSON body when it is an object; None for anything else (answered 400)."""
     try:
         payload = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _json({"detail": "body must be a JSON object"}, 400)
-    if not isinstance(payload, dict):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+async def post_faults(request: web.Request) -> web.Response:
+    payload = await _object_body(request)
+    if payload is None:
         return _json({"detail": "body must be a JSON object"}, 400)
     injector = request.app[FAULTS]
     try:
@@ -85,11 +91,8 @@ async def get_roster(request: web.Request) -> web.Response:
 
 
 async def post_profile(request: web.Request) -> web.Response:
-    try:
-        payload = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _json({"detail": "body must be a JSON object"}, 400)
-    if not isinstance(payload, dict):
+    payload = await _object_body(request)
+    if payload is None:
         return _json({"detail": "body must be a JSON object"}, 400)
     selection = request.app[PROFILES]
     try:

@@ -185,7 +185,9 @@ export UNITY_CI_ENDPOINT="tcp://127.0.0.1:$port"
 # The emulator runs as its own process so it outlives the daemon restart, as Convai would.
 CONVAI_API_KEY=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_hex(16))')
 export CONVAI_API_KEY
-"$UNITY_CI_BRIDGE" emulator --host 127.0.0.1 --port 0 --api-key "$CONVAI_API_KEY" >"$UNITY_CI_DIR/emulator.log" 2>&1 &
+# The stub microphone sends a tone, not words: speech recognition off, so the emulator's placeholder
+# transcript "(voice input, N.N seconds)" tells the push-to-talk test how much audio it heard.
+"$UNITY_CI_BRIDGE" emulator --host 127.0.0.1 --port 0 --api-key "$CONVAI_API_KEY" --no-speech-recognition >"$UNITY_CI_DIR/emulator.log" 2>&1 &
 pids+=($!)
 emulator_url=""
 for _ in $(seq 1 300); do
