@@ -767,7 +767,14 @@ namespace UnityStub
     public static class MicrophoneDevice
     {
         public static bool Present = true;
-        public static Func<long, int, float> Signal = (i, rate) => (float)(0.4 * Math.Sin(2 * Math.PI * 220 * i / rate));
+        // Voice-like: a 220 Hz tone whose level swings ~10 dB four times a second (syllables). A steady
+        // tone is what a server VAD and noise suppression treat as room noise, not as a talking player.
+        public static Func<long, int, float> Signal = (i, rate) =>
+        {
+            double t = (double)i / rate;
+            double syllables = 0.3 + 0.7 * (0.5 - 0.5 * Math.Cos(2 * Math.PI * 4 * t));
+            return (float)(0.4 * syllables * Math.Sin(2 * Math.PI * 220 * t));
+        };
         private static AudioClip _clip;
         private static Thread _thread;
         private static volatile bool _recording;
