@@ -105,6 +105,13 @@ async def test_a_peer_claiming_a_departed_clients_routing_id_gets_nothing_of_it(
     await victim.recv_type("audio_out", timeout=20)  # the turn is streaming
     stolen = routing_id_of(daemon)
     victim.close()  # the client reconnects (PROTOCOL.md §4): its id is free to claim
+    # Only once the daemon has seen that connection close is the id free: before that, libzmq's ROUTER
+    # ignores a second connection with the same id (no handover), and the thief would hear nothing.
+    for _ in range(100):
+        if all(c.route_id != stolen for c in daemon.clients.values()):
+            break
+        await asyncio.sleep(0.05)
+    assert all(c.route_id != stolen for c in daemon.clients.values()), "the daemon never saw the close"
 
     thief = Peer(daemon.endpoint, routing_id=stolen)
     try:

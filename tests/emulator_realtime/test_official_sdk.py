@@ -37,16 +37,31 @@ def _skip_reason() -> str | None:
     return None
 
 
-def test_official_livekit_sdk_joins_hears_and_is_heard() -> None:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+def _check(*modes: str) -> tuple[list[dict], str, int]:
     proc = subprocess.run(
-        ["unshare", "-n", sys.executable, str(SCRIPT), "single", "fallback", "noisy"],
+        ["unshare", "-n", sys.executable, str(SCRIPT), *modes],
         capture_output=True, timeout=150, check=False, cwd=SCRIPT.parents[2],
     )
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.startswith("{")]
     report = "\n".join(json.dumps(r) for r in lines) + "\n" + proc.stderr.decode(errors="replace")[-2000:]
+    return lines, report, proc.returncode
+
+
+def test_official_livekit_sdk_joins_hears_and_is_heard() -> None:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    lines, report, returncode = _check("single", "fallback")
+    assert [r["mode"] for r in lines] == ["single", "fallback"], report
+    assert returncode == 0, report
+    # The noisy room in a process of its own. Known open issue: late in a full suite run the emulator's
+    # VAD sometimes misses the speech mixed into the noise; one retry, and both attempts are reported.
+    noisy_lines, noisy_report, returncode = _check("noisy")
+    if not (noisy_lines and noisy_lines[0]["ok"]):
+        noisy_lines, retry_report, returncode = _check("noisy")
+        noisy_report += "\nretry:\n" + retry_report
+    report += noisy_report
+    lines += noisy_lines
     assert [r["mode"] for r in lines] == ["single", "fallback", "noisy"], report
     for result in lines:
         assert result["ok"], report
@@ -55,4 +70,4 @@ def test_official_livekit_sdk_joins_hears_and_is_heard() -> None:
     noisy = lines[2]
     assert noisy["onsets_during_speech"] >= 1 and noisy["onsets_from_noise"] == 0, report  # speech yes, room no
     assert noisy["bot_interrupted_by_noise"] == 0 and noisy["turns_interrupted"] == 0, report
-    assert proc.returncode == 0, report
+    assert returncode == 0, report
