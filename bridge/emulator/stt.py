@@ -11,7 +11,8 @@ restricts the vocabulary, not the outcome: the decoder still picks words from th
 different name said is a different name heard. Words the pronunciation dictionary lacks are
 left out. ``name`` gets extra pronunciations matching espeak-ng's (its final /m/ runs into "is").
 
-Decoding is blocking CPU work (about 0.05 s per second of speech): a :class:`RecognitionStream` is
+Decoding is blocking CPU work (about 0.05 s per second of speech; a decoder loads in about 10 ms
+since it reads the domain's dictionary, not all of cmudict): a :class:`RecognitionStream` is
 fed from a thread pool (``feed`` per half second of speech for partial results, ``finish`` at the
 end of the utterance), never on the event loop. Without pocketsphinx :func:`make_recognizer`
 returns None and voice turns fall back to the measured placeholder ``(voice input, N.N seconds)``.
@@ -80,9 +81,14 @@ def _arpa_bigrams(sentences: Iterable[list[str]]) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _dictionary_words(path: str) -> frozenset[str]:
+def _dictionary_lines(path: str) -> dict[str, tuple[str, ...]]:
+    """cmudict as word -> its lines (a word with variants, "word(2)", has several)."""
+    lines: dict[str, list[str]] = {}
     with open(path, encoding="utf-8", errors="replace") as fh:
-        return frozenset(line.split(" ", 1)[0].split("(", 1)[0] for line in fh)
+        for line in fh:
+            word = line.split(" ", 1)[0].split("(", 1)[0]
+            lines.setdefault(word, []).append(line if line.endswith("\n") else line + "\n")
+    return {word: tuple(entries) for word, entries in lines.items()}
 
 
 def roster_phrases(roster: Any) -> list[str]:
@@ -104,7 +110,7 @@ class SpeechRecognizer:
         from pocketsphinx import Decoder, get_model_path
 
         self._decoder_class = Decoder
-        dictionary = _dictionary_words(str(Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"))
+        dictionary = _dictionary_lines(str(Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"))
         sentences = [_words(s) for s in (*DEMO_SENTENCES, *phrases)]
         sentences += [["my", "name", "is", n] for n in FIRST_NAMES] + [["call", "me", n] for n in FIRST_NAMES]
         kept = [[w for w in s if w in dictionary] for s in sentences]
@@ -112,6 +118,11 @@ class SpeechRecognizer:
         self._dir = tempfile.TemporaryDirectory(prefix="emulator-stt-")
         self._lm = Path(self._dir.name) / "domain.lm"
         self._lm.write_text(_arpa_bigrams(kept), encoding="utf-8")
+        # only the domain's words: a decoder loading all of cmudict holds the GIL for seconds, which
+        # stalls every room of the emulator (and anything else in its process) at the first utterance
+        self.dictionary_path = Path(self._dir.name) / "domain.dict"
+        entries = "".join(line for word in sorted(self.vocabulary) for line in dictionary[word])
+        self.dictionary_path.write_text(entries, encoding="utf-8")
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._proper = frozenset(FIRST_NAMES) | frozenset(
@@ -130,7 +141,8 @@ class SpeechRecognizer:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        decoder = self._decoder_class(samprate=SAMPLE_RATE, lm=str(self._lm), loglevel="FATAL")
+        decoder = self._decoder_class(samprate=SAMPLE_RATE, lm=str(self._lm), dict=str(self.dictionary_path),
+                                      loglevel="FATAL")
         variants = [(w, p) for w, ps in EXTRA_PRONUNCIATIONS.items() if w in self.vocabulary for p in ps]
         for i, (word, phones) in enumerate(variants):
             decoder.add_word(f"{word}({i + 2})", phones, i == len(variants) - 1)

@@ -91,3 +91,18 @@ async def test_recognition_runs_off_the_event_loop(emulator: Emulator) -> None:
     assert threading.main_thread().name not in threads
     assert listening._EXECUTOR._max_workers >= 1
     await asyncio.sleep(0)
+
+
+def test_decoders_load_the_domain_dictionary_not_all_of_cmudict() -> None:
+    """Loading cmudict's 130k words holds the GIL for seconds per decoder and freezes every room of the
+    emulator at the first utterance; the decoder gets the domain's words only (variants included)."""
+    from bridge.emulator.stt import make_recognizer
+
+    recognizer = make_recognizer(["hello there blacksmith"], ["Smith"])
+    if recognizer is None:
+        pytest.skip("pocketsphinx is not installed (the emulator extra)")
+    lines = recognizer.dictionary_path.read_text(encoding="utf-8").splitlines()
+    words = {line.split(" ", 1)[0].split("(", 1)[0] for line in lines}
+    assert words == set(recognizer.vocabulary)
+    assert {"hello", "blacksmith", "name", "ada"} <= words
+    assert len(lines) < 1000

@@ -40,6 +40,27 @@ async def test_steady_noise_is_learned_and_speech_over_it_is_heard(harness_facto
     assert h.of("vad-stt-stopped")[-1]["data"]["reason"] == "hangover_elapsed"
 
 
+async def test_speech_into_a_mic_that_just_opened_in_a_noisy_room_is_heard(harness_factory) -> None:
+    """The room opens an utterance before the floor has learned it; speech then follows inside it.
+
+    The utterance was modulated, so when the room goes steady again it ends as speech (hangover),
+    not as discarded noise, and the floor learns the room for what follows.
+    """
+    h = harness_factory(BotConfig(llm_chunk_delay_s=0.0, tts_enabled=False))
+    speech = synthesize("Hello there, blacksmith.", VoiceSpec(), 48000)
+    lead = 48000 // 2  # half a second of room, then the player speaks
+    mixed = noise(len(speech) / 48000 + 3.5, 350.0, seed=5)
+    mixed[lead:lead + len(speech)] = np.clip(
+        mixed[lead:lead + len(speech)].astype(np.int32) + speech, -32768, 32767)
+    feed(h, mixed)
+    await h.wait_type("final-user-transcription", timeout=15)
+    assert h.types().count("vad-stt-started") == 1
+    assert [m["data"]["reason"] for m in h.of("vad-stt-stopped")] == ["hangover_elapsed"]
+    settled = len(h.sent)
+    feed(h, noise(3.0, 350.0, seed=6))  # the floor learned the room: it opens nothing now
+    assert "vad-stt-started" not in h.types()[settled:]
+
+
 async def test_noise_floor_does_not_swallow_the_bots_turn(harness_factory) -> None:
     h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
     feed(h, noise(2.0, 350.0))

@@ -222,6 +222,11 @@ class BotSession:
         self.messages_in = 0
         self.messages_out = 0
 
+    @property
+    def vad(self) -> AdaptiveVad:
+        """The server VAD (read-only use: a check waits until it has learned the room's noise floor)."""
+        return self._vad
+
     # --- plumbing ---------------------------------------------------------------------------
     def _emit(self, message: Mapping[str, Any] | str) -> None:
         if self._closed:

@@ -16,7 +16,11 @@ frame's level with a running estimate of the noise floor:
   times a second); noise is not. If an open utterance's level has stayed within
   ``stationary_db`` (standard deviation) for ``stationary_secs``, it was noise that started
   abruptly (a mic opened in a noisy room): the utterance is discarded and the floor jumps to that
-  level, so the same noise never triggers again.
+  level, so the same noise never triggers again. Unless the utterance held speech before it went
+  steady (the room opened it and the player spoke into it, before the floor had learned the room):
+  if its levels rose ``margin_db`` above that steady level for ``start_secs`` in all, it ends as
+  STOPPED where that speech ended, and the floor learns the room all the same. A mic-open transient
+  lies below the room's level and never counts.
 
 Convai's ``vad_params.confidence`` / ``min_volume`` refer to Silero and are not used here.
 """
@@ -74,6 +78,7 @@ class AdaptiveVad:
     """Feed 16-bit frames with their duration; get STARTED / STOPPED / DISCARDED transitions back."""
 
     FLOOR_LIMIT_DBFS = -90.0
+    HISTORY_FRAMES = 3000  # a minute of 20 ms frames: older speech than that has long been heard
 
     def __init__(self, params: VadParams | None = None) -> None:
         self.params = params or VadParams()
@@ -83,6 +88,8 @@ class AdaptiveVad:
         self._quiet = 0.0
         self.speech_seconds = 0.0  # duration of the current (or last) utterance, trailing quiet excluded
         self._span = 0.0
+        # every level of the open utterance (seconds, dB, span at its end), for the speech-or-room question
+        self._history: deque[tuple[float, float, float]] = deque(maxlen=self.HISTORY_FRAMES)
         # levels of the open utterance over the last stationary_secs: (seconds, dB) and running sums
         self._window: deque[tuple[float, float]] = deque()
         self._window_s = 0.0
@@ -120,6 +127,14 @@ class AdaptiveVad:
         variance = max(0.0, self._sum_sq / self._window_s - mean * mean)
         return math.sqrt(variance) < self.params.stationary_db
 
+    def _speech_before(self, room_dbfs: float) -> float:
+        """Span (seconds into the utterance) where speech above the room last ended; 0.0 if there was none."""
+        above = room_dbfs + self.params.margin_db
+        loud = [(seconds, end) for seconds, level, end in self._history if level > above]
+        if sum(seconds for seconds, _ in loud) < self.params.start_secs:
+            return 0.0
+        return loud[-1][1]
+
     def _clear_window(self) -> None:
         self._window.clear()
         self._window_s = self._sum = self._sum_sq = 0.0
@@ -132,9 +147,11 @@ class AdaptiveVad:
             if loud:
                 self._loud += seconds
                 self._remember(level, seconds)
+                self._history.append((seconds, level, self._loud))
             else:
                 self._loud = 0.0
                 self._clear_window()
+                self._history.clear()
             if self._loud >= self.params.start_secs:
                 self.speaking = True
                 self._span = self._loud
@@ -143,11 +160,17 @@ class AdaptiveVad:
                 return VadEvent.STARTED
             return None
         self._track_floor(level, seconds, rise=False)
-        if self._remember(level, seconds):
-            self.floor_dbfs = self._sum / self._window_s  # that "speech" was the room: it is the floor now
-            self.force_stop()
-            return VadEvent.DISCARDED
         self._span += seconds
+        self._history.append((seconds, level, self._span))
+        if self._remember(level, seconds):
+            room = self._sum / self._window_s
+            self.floor_dbfs = room  # the room's level: it is the floor now
+            spoken = self._speech_before(room)
+            self.force_stop()
+            if spoken:  # the room opened the utterance, or outlasted it; speech was in it all the same
+                self.speech_seconds = spoken
+                return VadEvent.STOPPED
+            return VadEvent.DISCARDED
         if loud:
             self._quiet = 0.0
             self.speech_seconds = self._span
@@ -163,3 +186,4 @@ class AdaptiveVad:
         self._loud = 0.0
         self._quiet = 0.0
         self._clear_window()
+        self._history.clear()
