@@ -50,7 +50,7 @@ demo: deps
 	$(BIN)/convai-bridge demo
 
 lint: venv
-	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff check bridge convai_emulator bridge_loadtest tests bench
 	$(BIN)/python -m bridge.wire.vectors --check
 	$(BIN)/python -m bridge.wire.doc --check
 

@@ -38,9 +38,9 @@ def _cpu(sessions: int, seconds: float) -> dict[str, float]:
 
 
 def _stt(repeats: int) -> dict[str, float]:
-    from bridge.emulator.roster import load_roster
-    from bridge.emulator.stt import SAMPLE_RATE, make_recognizer, roster_phrases
-    from bridge.emulator.voice import VoiceSpec, synthesize
+    from convai_emulator.roster import load_roster
+    from convai_emulator.stt import SAMPLE_RATE, make_recognizer, roster_phrases
+    from convai_emulator.voice import VoiceSpec, synthesize
 
     roster = load_roster()
     recognizer = make_recognizer(roster_phrases(roster), [c.name for c in roster])

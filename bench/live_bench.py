@@ -6,7 +6,7 @@ Opus encode of steady mic speech (espeak-ng via the emulator's voice; a tone wit
 decode of the bot's audio, and the RTVI traffic.
 
 Servers: the transport tests' fake LiveKit (``tests/live_transport/lt_fake_livekit.py``), whose
-bot streams a steady tone and says nothing; and the emulator (``bridge.emulator`` with its
+bot streams a steady tone and says nothing; and the emulator (``convai_emulator`` with its
 realtime extension), where each session is a real ``POST /connect`` and the bot is kept talking
 with back-to-back text turns, so RTVI traffic (visemes, text) comes with the audio.
 
@@ -62,8 +62,8 @@ def _cpu_seconds() -> float:
 
 def _emulator_available() -> bool:
     try:
-        import bridge.emulator.realtime  # noqa: F401
-        import bridge.emulator.server  # noqa: F401
+        import convai_emulator.realtime  # noqa: F401
+        import convai_emulator.server  # noqa: F401
     except ImportError:
         return False
     return True
@@ -73,9 +73,9 @@ async def _serve_emulator(port_file: Path) -> None:
     """``--serve-emulator``: the emulator with its realtime side, until SIGTERM."""
     import signal
 
-    from bridge.emulator.config import EmulatorConfig
-    from bridge.emulator.realtime import register
-    from bridge.emulator.server import Emulator
+    from convai_emulator.config import EmulatorConfig
+    from convai_emulator.realtime import register
+    from convai_emulator.server import Emulator
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,7 +115,7 @@ class _Server:
     async def join(self, http: aiohttp.ClientSession, index: int) -> tuple[str, str]:
         """Room URL and token for one session."""
         if self.kind == "emulator":
-            from bridge.emulator.config import DEV_API_KEY
+            from convai_emulator.config import DEV_API_KEY
 
             result = await connect_session(http, self.url, DEV_API_KEY, {"character_id": CHARACTER}, timeout=15)
             return result.room_url, result.token
@@ -176,7 +176,7 @@ def _mic_signal() -> np.ndarray:
     """Speech when the emulator's voice is importable (Opus' cost depends on the content; a pure
     tone is cheaper to encode than speech), else a 1 kHz tone."""
     try:
-        from bridge.emulator.voice import VoiceSpec, synthesize
+        from convai_emulator.voice import VoiceSpec, synthesize
 
         speech = synthesize(_Talker.PROMPT, VoiceSpec(), RATE)
         if len(speech) >= RATE:

@@ -2,10 +2,10 @@
 
 Each step starts a fresh emulator + daemon (child processes, the daemon with its default worker
 processes) and runs N scripted NPCs (the shipped conversation: text, voice, trigger and interrupted
-turns) on the ``live`` backend through ``bridge.loadtest`` over ZeroMQ, all on this machine's cores.
+turns) on the ``live`` backend through ``bridge_loadtest`` over ZeroMQ, all on this machine's cores.
 
 A step is *real-time* when every session opened, no error and no failed turn occurred, and no NPC's
-bot audio underran a client jitter buffer holding ``PREBUFFER_MS`` (``bridge.loadtest.playout``:
+bot audio underran a client jitter buffer holding ``PREBUFFER_MS`` (``bridge_loadtest.playout``:
 playback starts that long after a turn's first frame, then runs on the audio clock).
 ``max_live_sessions_realtime`` is the largest real-time N of an upward search (steps, then one
 bisection between the last pass and the first failure) within ``BUDGET_S``.
@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bridge.loadtest.npc import NpcOptions  # noqa: E402
-from bridge.loadtest.procstat import ProcessSampler  # noqa: E402
-from bridge.loadtest.runner import LoadOptions, run_load  # noqa: E402
-from bridge.loadtest.script import load_script  # noqa: E402
-from bridge.loadtest.stats import RunStats  # noqa: E402
-from bridge.loadtest.target import LocalStack  # noqa: E402
+from bridge_loadtest.npc import NpcOptions  # noqa: E402
+from bridge_loadtest.procstat import ProcessSampler  # noqa: E402
+from bridge_loadtest.runner import LoadOptions, run_load  # noqa: E402
+from bridge_loadtest.script import load_script  # noqa: E402
+from bridge_loadtest.stats import RunStats  # noqa: E402
+from bridge_loadtest.target import LocalStack  # noqa: E402
 
 PREBUFFER_MS = 60.0
 NPCS_PER_CLIENT = 25

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.emulator.server import DEV_API_KEY
+from convai_emulator.server import DEV_API_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 

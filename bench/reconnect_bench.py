@@ -46,8 +46,8 @@ async def _signal_resume_ms(repeats: int) -> list[float]:
 async def _daemon_blip_ms(repeats: int) -> list[float]:
     from bridge.client import BridgeClient
     from bridge.daemon.router import Daemon
-    from bridge.emulator.config import EmulatorConfig
-    from bridge.emulator.server import Emulator
+    from convai_emulator.config import EmulatorConfig
+    from convai_emulator.server import Emulator
     from tests.conftest import CHARACTER, daemon_config
     from tests.live_transport.lt_proxy import ConnectProxy
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from bench.processes import stack
 from bridge.client import BridgeClient
-from bridge.emulator.profiles import PROFILES
+from convai_emulator.profiles import PROFILES
 
 CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
 TURN_TIMEOUT_S = 40.0

@@ -61,7 +61,7 @@ async def chat(args: argparse.Namespace) -> int:
         if args.emulator:
             from bridge.config import Config, Secret
             from bridge.daemon.router import Daemon
-            from bridge.emulator.server import DEV_API_KEY, Emulator, EmulatorConfig
+            from convai_emulator.server import DEV_API_KEY, Emulator, EmulatorConfig
 
             emu = await stack.enter_async_context(Emulator(EmulatorConfig(host="127.0.0.1", port=0)))
             tmp = stack.enter_context(tempfile.TemporaryDirectory())

@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, with_emulator=args.emulator, emulator_options=emulator_options))
 
 
-_EXTRAS = {"bridge.loadtest.cli": "loadtest", "bridge.emulator.cli": "emulator"}
+_EXTRAS = {"bridge_loadtest.cli": "loadtest", "convai_emulator.cli": "emulator"}
 
 
 def _unavailable(name: str, module: str, exc: ImportError):
@@ -93,10 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     for name, module, help_text in (
-        ("emulator", "bridge.emulator.cli", "run the Convai-compatible emulator"),
+        ("emulator", "convai_emulator.cli", "run the Convai-compatible emulator"),
         ("chat", "bridge.chat", "chat with a character through the daemon"),
         ("demo", "bridge.demo", "emulator + daemon + a scripted two-NPC conversation"),
-        ("loadtest", "bridge.loadtest.cli", "simulated engine clients against the daemon"),
+        ("loadtest", "bridge_loadtest.cli", "simulated engine clients against the daemon"),
     ):
         try:
             mod = importlib.import_module(module)

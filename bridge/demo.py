@@ -65,7 +65,7 @@ class TurnLog:
 
 
 async def player_voice(text: str, rate: int = 16000) -> np.ndarray:
-    from bridge.emulator.voice import VoiceSpec, synthesize_async
+    from convai_emulator.voice import VoiceSpec, synthesize_async
 
     return await synthesize_async(text, VoiceSpec(name="en-gb", pitch=60, speed=170), rate)
 
@@ -155,7 +155,7 @@ def print_transcript(logs: list[TurnLog], out_dir: Path) -> None:
 
 
 async def demo(backend: str, out_dir: Path) -> int:
-    from bridge.emulator.server import DEV_API_KEY, Emulator, EmulatorConfig
+    from convai_emulator.server import DEV_API_KEY, Emulator, EmulatorConfig
 
     out_dir.mkdir(parents=True, exist_ok=True)
     async with Emulator(EmulatorConfig(host="127.0.0.1", port=0)) as emu:

@@ -16,14 +16,14 @@ CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[object]:
-    from bridge.emulator.server import Emulator, EmulatorConfig
+    from convai_emulator.server import Emulator, EmulatorConfig
 
     async with Emulator(EmulatorConfig(host="127.0.0.1", port=0)) as emu:
         yield emu
 
 
 def daemon_config(tmp_path: Path, emu: object, **overrides: object) -> Config:
-    from bridge.emulator.server import DEV_API_KEY
+    from convai_emulator.server import DEV_API_KEY
 
     cfg = Config(
         endpoint="tcp://127.0.0.1:0",

@@ -52,7 +52,7 @@ def test_loadtest_extra_declares_locust_and_matplotlib() -> None:
 
 def test_missing_extra_is_reported_not_hidden() -> None:
     code = (
-        "import sys; sys.modules['bridge.loadtest.cli'] = None\n"
+        "import sys; sys.modules['bridge_loadtest.cli'] = None\n"
         "from bridge.cli import main\n"
         "sys.exit(main(['loadtest', '--npcs', '2']))\n"
     )

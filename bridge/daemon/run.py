@@ -30,7 +30,7 @@ async def serve(config: Config, *, with_emulator: bool = False, emulator_options
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         if with_emulator:
-            from bridge.emulator.server import Emulator, EmulatorConfig
+            from convai_emulator.server import Emulator, EmulatorConfig
 
             emu_cfg = EmulatorConfig(host="127.0.0.1", port=0, **(emulator_options or {}))
             emu = await stack.enter_async_context(Emulator(emu_cfg))

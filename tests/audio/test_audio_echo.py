@@ -12,7 +12,7 @@ from scipy import signal
 from bridge.audio.analysis import estimate_delay
 from bridge.audio.echo import APM_RATE, EchoCanceller, EchoSettings
 from bridge.audio.resample import resample
-from bridge.emulator.voice import VoiceSpec, synthesize
+from convai_emulator.voice import VoiceSpec, synthesize
 
 R = APM_RATE
 NPC_TEXT = (

@@ -70,7 +70,7 @@ async def test_every_session_request_is_acked(client: BridgeClient) -> None:
 
 async def test_trigger_changes_narrative_section(client: BridgeClient) -> None:
     npc = await open_live(client)
-    from bridge.emulator.roster import load_roster
+    from convai_emulator.roster import load_roster
 
     triggers = next(c for c in load_roster().characters if c.character_id == CHARACTER).triggers
     turn = await npc.trigger(triggers[0].trigger_name, "The player walks in")
@@ -81,7 +81,7 @@ async def test_trigger_changes_narrative_section(client: BridgeClient) -> None:
 
 
 async def test_voice_turn_mic_audio_reaches_server_vad(client: BridgeClient) -> None:
-    from bridge.emulator.voice import VoiceSpec, synthesize_async
+    from convai_emulator.voice import VoiceSpec, synthesize_async
 
     npc = await open_live(client)
     speech = await synthesize_async("Hello there, could you wave at me?", VoiceSpec("en-gb", 60, 170), 16000)
@@ -129,7 +129,7 @@ async def test_interrupt_flushes_audio_and_next_turn_is_clean(client: BridgeClie
 
 
 async def test_resume_after_dropped_signalling_keeps_context(client: BridgeClient, emulator: object) -> None:
-    from bridge.emulator.realtime import REALTIME
+    from convai_emulator.realtime import REALTIME
 
     npc = await open_live(client)
     t1 = await npc.text("My name is Tamsin.")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bridge.emulator.server import Emulator
+from convai_emulator.server import Emulator
 from tests.emulator.emulator_support import make_config
 
 

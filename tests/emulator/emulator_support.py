@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from bridge.emulator.config import DEV_API_KEY, EmulatorConfig
-from bridge.emulator.wavfile import WavAudio, read_wav
+from convai_emulator.config import DEV_API_KEY, EmulatorConfig
+from convai_emulator.wavfile import WavAudio, read_wav
 
 BLACKSMITH = "c0ffee00-0000-4000-8000-000000000001"
 GUARD = "c0ffee00-0000-4000-8000-000000000002"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.emulator.brain import (
+from convai_emulator.brain import (
     Action,
     ActionConfig,
     ConversationStore,
@@ -16,7 +16,7 @@ from bridge.emulator.brain import (
     llm_chunks,
     word_timings,
 )
-from bridge.emulator.roster import RosterError, load_roster
+from convai_emulator.roster import RosterError, load_roster
 from tests.emulator.emulator_support import BLACKSMITH, GUARD, INNKEEPER
 
 

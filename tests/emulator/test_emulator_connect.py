@@ -11,11 +11,11 @@ import jwt
 from aiohttp import web
 from livekit.api import TokenVerifier
 
-from bridge.emulator.config import DEV_API_KEY
-from bridge.emulator.http import LIVE_SESSIONS, LIVEKIT
-from bridge.emulator.live_sessions import LiveSession
-from bridge.emulator.server import Emulator
-from bridge.emulator.tokens import verify_token
+from convai_emulator.config import DEV_API_KEY
+from convai_emulator.http import LIVE_SESSIONS, LIVEKIT
+from convai_emulator.live_sessions import LiveSession
+from convai_emulator.server import Emulator
+from convai_emulator.tokens import verify_token
 from tests.emulator.emulator_support import (
     BLACKSMITH,
     GUARD,

@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bridge.emulator import cli
-from bridge.emulator.faults import FaultInjector, FaultRule, FaultSpecError
-from bridge.emulator.server import Emulator
+from convai_emulator import cli
+from convai_emulator.faults import FaultInjector, FaultRule, FaultSpecError
+from convai_emulator.server import Emulator
 from tests.emulator.emulator_support import BLACKSMITH, LIVE_HEADERS, REST_HEADERS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,7 +135,7 @@ def test_cli_config() -> None:
 def test_cli_process_serves_and_never_prints_a_user_key(tmp_path: Path, own_key: bool) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     key_args = ["--api-key", "super-secret-key-123"] if own_key else []
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.emulator.cli", "--port", "0", "--voice", "synthetic",
+    proc = subprocess.Popen([sys.executable, "-m", "convai_emulator.cli", "--port", "0", "--voice", "synthetic",
                              *key_args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -2,8 +2,8 @@
 
 Everything it does (signalling, the bot, Opus, VAD, speech recognition) is its own, so a behaviour
 the daemon and the emulator share by construction cannot hide a fidelity bug. The check imports
-``bridge.emulator`` and every submodule in a fresh interpreter and lists the ``bridge.*`` modules
-that came along; the only ones allowed are the emulator's own and the ``bridge`` package root.
+``convai_emulator`` (a top-level package of its own) and every submodule in a fresh interpreter and
+lists the daemon's modules (``bridge``, ``bridge.*``) and the load tester's that came along: none may.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import importlib, json, pkgutil, sys
-import bridge.emulator
-names = [m.name for m in pkgutil.walk_packages(bridge.emulator.__path__, "bridge.emulator.")]
+import convai_emulator
+names = [m.name for m in pkgutil.walk_packages(convai_emulator.__path__, "convai_emulator.")]
 for name in names:
     importlib.import_module(name)
 print(json.dumps({"imported": names, "modules": sorted(sys.modules)}))
@@ -30,7 +30,7 @@ def test_emulator_imports_nothing_of_the_daemon() -> None:
                           cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert "bridge.emulator.realtime.bot" in result["imported"]  # the walk really reached the realtime side
+    assert "convai_emulator.realtime.bot" in result["imported"]  # the walk really reached the realtime side
     foreign = [m for m in result["modules"]
-               if m.startswith("bridge.") and not m.startswith("bridge.emulator")]
+               if m == "bridge" or m.startswith(("bridge.", "bridge_loadtest"))]
     assert foreign == [], f"emulator modules pulled in daemon code: {foreign}"

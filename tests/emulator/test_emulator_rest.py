@@ -7,8 +7,8 @@ import json
 import aiohttp
 import numpy as np
 
-from bridge.emulator.server import Emulator
-from bridge.emulator.wavfile import wav_bytes
+from convai_emulator.server import Emulator
+from convai_emulator.wavfile import wav_bytes
 from tests.emulator.emulator_support import (
     BLACKSMITH,
     GUARD,

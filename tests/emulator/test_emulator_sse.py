@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bridge.emulator.server import Emulator
+from convai_emulator.server import Emulator
 from tests.emulator.emulator_support import BLACKSMITH, GUARD, LIVE_HEADERS, make_config, read_sse
 
 

@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from bridge.emulator.voice import Synthesizer, VoiceSpec, espeak_available, synthesize
-from bridge.emulator.wavfile import WavError, read_wav, transcribe, wav_bytes
+from convai_emulator.voice import Synthesizer, VoiceSpec, espeak_available, synthesize
+from convai_emulator.wavfile import WavError, read_wav, transcribe, wav_bytes
 from tests.emulator.emulator_support import speech_like
 
 TEXT = "Welcome to my forge, traveller! Mind the sparks."

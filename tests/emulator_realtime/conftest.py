@@ -17,16 +17,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from emu_lk_client import event_type  # noqa: E402
 
-from bridge.emulator.brain import ConversationStore  # noqa: E402
-from bridge.emulator.config import DEV_API_KEY, EmulatorConfig  # noqa: E402
-from bridge.emulator.realtime import RealtimeSettings, realtime_extension  # noqa: E402
-from bridge.emulator.realtime.bot import BotConfig, BotSession  # noqa: E402
-from bridge.emulator.realtime.characters import ConversationPersona, shapes_for  # noqa: E402
-from bridge.emulator.realtime.playout import Speaker  # noqa: E402
-from bridge.emulator.realtime.shapes import ShapeOptions  # noqa: E402
-from bridge.emulator.roster import load_roster  # noqa: E402
-from bridge.emulator.server import Emulator  # noqa: E402
-from bridge.emulator.voice import Synthesizer  # noqa: E402
+from convai_emulator.brain import ConversationStore  # noqa: E402
+from convai_emulator.config import DEV_API_KEY, EmulatorConfig  # noqa: E402
+from convai_emulator.realtime import RealtimeSettings, realtime_extension  # noqa: E402
+from convai_emulator.realtime.bot import BotConfig, BotSession  # noqa: E402
+from convai_emulator.realtime.characters import ConversationPersona, shapes_for  # noqa: E402
+from convai_emulator.realtime.playout import Speaker  # noqa: E402
+from convai_emulator.realtime.shapes import ShapeOptions  # noqa: E402
+from convai_emulator.roster import load_roster  # noqa: E402
+from convai_emulator.server import Emulator  # noqa: E402
+from convai_emulator.voice import Synthesizer  # noqa: E402
 
 BRAKKA = "c0ffee00-0000-4000-8000-000000000001"
 

@@ -21,10 +21,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bridge.emulator.config import DEV_API_KEY, EmulatorConfig  # noqa: E402
-from bridge.emulator.realtime import REALTIME, RealtimeSettings, realtime_extension  # noqa: E402
-from bridge.emulator.server import Emulator  # noqa: E402
-from bridge.emulator.voice import VoiceSpec, synthesize  # noqa: E402
+from convai_emulator.config import DEV_API_KEY, EmulatorConfig  # noqa: E402
+from convai_emulator.realtime import REALTIME, RealtimeSettings, realtime_extension  # noqa: E402
+from convai_emulator.server import Emulator  # noqa: E402
+from convai_emulator.voice import VoiceSpec, synthesize  # noqa: E402
 
 CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
 

@@ -32,9 +32,9 @@ from emu_lk_client import LkClient  # noqa: E402
 SERVER = """
 import sys
 sys.path.insert(0, {root!r})
-from bridge.emulator.config import EmulatorConfig
-from bridge.emulator.realtime import RealtimeSettings, realtime_extension
-from bridge.emulator.server import run_forever
+from convai_emulator.config import EmulatorConfig
+from convai_emulator.realtime import RealtimeSettings, realtime_extension
+from convai_emulator.server import run_forever
 run_forever(EmulatorConfig(port={port}), [realtime_extension(RealtimeSettings(viseme_fps={viseme_fps}))],
             ready=lambda emu: print(emu.base_url, flush=True))
 """

@@ -8,9 +8,9 @@ from typing import Any
 from conftest import BotHarness
 from emu_lk_client import event_type
 
-from bridge.emulator.realtime.bot import BotConfig
-from bridge.emulator.realtime.shapes import ShapeOptions
-from bridge.emulator.realtime.vad import VadParams
+from convai_emulator.realtime.bot import BotConfig
+from convai_emulator.realtime.shapes import ShapeOptions
+from convai_emulator.realtime.vad import VadParams
 
 ALL_CLIENT_MESSAGES: list[tuple[str, Any]] = [
     ("user_text_message", {"text": "hello"}),
@@ -137,8 +137,8 @@ async def test_shape_variants(harness_factory) -> None:
 
 
 async def test_character_flags_select_shapes(harness_factory) -> None:
-    from bridge.emulator.realtime.characters import shapes_for
-    from bridge.emulator.roster import load_roster
+    from convai_emulator.realtime.characters import shapes_for
+    from convai_emulator.roster import load_roster
 
     for character in load_roster():
         shapes = shapes_for(character)
@@ -262,7 +262,7 @@ async def test_voice_turn_from_vad_and_force_stop(harness_factory) -> None:
 
 
 async def test_abstaining_character_sends_llm_no_response(harness_factory) -> None:
-    from bridge.emulator.realtime.persona import TurnPlan
+    from convai_emulator.realtime.persona import TurnPlan
 
     h = harness_factory(BotConfig(llm_chunk_delay_s=0.0))
     h.persona.respond = lambda text, message_id=None: TurnPlan(text="", no_response_reason="abstain")

@@ -6,10 +6,10 @@ import aiohttp
 from conftest import BRAKKA
 from emu_lk_client import LkClient, event_type, payload
 
-from bridge.emulator.config import DEV_API_KEY, EmulatorConfig
-from bridge.emulator.realtime import RealtimeSettings, realtime_extension
-from bridge.emulator.server import Emulator
-from bridge.emulator.state import LIVE_SESSIONS
+from convai_emulator.config import DEV_API_KEY, EmulatorConfig
+from convai_emulator.realtime import RealtimeSettings, realtime_extension
+from convai_emulator.server import Emulator
+from convai_emulator.state import LIVE_SESSIONS
 
 # convai-apis.md §2.1: exactly what @convai/web-sdk 1.2.0 sends (lip sync off, emotion on)
 WEB_SDK_BODY = {

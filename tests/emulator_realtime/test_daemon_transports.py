@@ -11,7 +11,7 @@ import pytest
 from conftest import BRAKKA, connect
 from emu_lk_client import event_type
 
-from bridge.emulator.server import Emulator
+from convai_emulator.server import Emulator
 
 livekit_mod = pytest.importorskip("bridge.backends.live.livekit")
 sdp_mod = pytest.importorskip("bridge.backends.live.sdp")
@@ -58,7 +58,7 @@ async def test_daemon_livekit_transport(emulator: Emulator, single_pc: bool) -> 
         assert speech and np.sqrt(np.mean(np.concatenate(speech).astype(np.float64) ** 2)) > 300
 
         # microphone: the bot's VAD hears the daemon's mic frames
-        from bridge.emulator.voice import VoiceSpec, synthesize
+        from convai_emulator.voice import VoiceSpec, synthesize
 
         pcm = synthesize("Good evening, smith.", VoiceSpec(), 48000)
         pcm = np.concatenate([pcm, np.zeros(48000, np.int16)])

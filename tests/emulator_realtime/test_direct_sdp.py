@@ -15,7 +15,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from conftest import BRAKKA
 from emu_lk_client import PcmSource, event_type
 
-from bridge.emulator.server import Emulator
+from convai_emulator.server import Emulator
 
 
 class DirectClient:
@@ -100,7 +100,7 @@ async def test_offer_answer_text_turn_and_audio(emulator: Emulator) -> None:
         assert np.sqrt(np.mean(np.concatenate(loud).astype(np.float64) ** 2)) > 300
 
         # a voice turn on the same pc
-        from bridge.emulator.voice import VoiceSpec, synthesize
+        from convai_emulator.voice import VoiceSpec, synthesize
 
         client.mic.say(synthesize("Good morning to you, smith.", VoiceSpec(), 48000))
         await client.wait(lambda: client.types().count("final-user-transcription") >= 2, 15, "voice")
@@ -158,7 +158,7 @@ async def test_patch_restart_and_unknown_character(emulator: Emulator) -> None:
 
 
 async def test_keepalive_lapse_parks_messages(emulator: Emulator) -> None:
-    from bridge.emulator.realtime import REALTIME
+    from convai_emulator.realtime import REALTIME
 
     client = DirectClient(emulator.base_url)
     assert await client.start() == 200

@@ -14,9 +14,9 @@ from conftest import connect
 from emu_lk_client import LkClient, event_type
 from livekit.protocol import models, rtc
 
-from bridge.emulator.realtime import REALTIME
-from bridge.emulator.realtime.signalling import decode_join_request, parse_candidate
-from bridge.emulator.server import Emulator
+from convai_emulator.realtime import REALTIME
+from convai_emulator.realtime.signalling import decode_join_request, parse_candidate
+from convai_emulator.server import Emulator
 
 
 def dominant_hz(pcm: np.ndarray, rate: int = 48000) -> float:
@@ -132,7 +132,7 @@ async def test_interrupt_stops_audio_at_once(emulator: Emulator) -> None:
 
 
 async def test_voice_turn_over_the_microphone(emulator: Emulator) -> None:
-    from bridge.emulator.voice import VoiceSpec, synthesize
+    from convai_emulator.voice import VoiceSpec, synthesize
 
     body = await connect(emulator)
     client = LkClient(body["room_url"], body["token"])
@@ -170,8 +170,8 @@ async def test_room_closes_on_disconnect_and_leave_is_sent(emulator: Emulator) -
 
 
 async def test_v1_path_404_when_single_pc_disabled() -> None:
-    from bridge.emulator.config import EmulatorConfig
-    from bridge.emulator.realtime import RealtimeSettings, realtime_extension
+    from convai_emulator.config import EmulatorConfig
+    from convai_emulator.realtime import RealtimeSettings, realtime_extension
 
     async with Emulator(EmulatorConfig(), [realtime_extension(RealtimeSettings(single_pc=False))]) as emu:
         body = await connect(emu)

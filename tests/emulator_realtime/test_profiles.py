@@ -1,4 +1,4 @@
-"""Server profiles (bridge.emulator.profiles) over real sockets: admin route, /connect, a LiveKit client."""
+"""Server profiles (convai_emulator.profiles) over real sockets: admin route, /connect, a LiveKit client."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from conftest import BRAKKA, connect
 from emu_lk_client import LkClient, payload
 
-from bridge.emulator.config import DEV_API_KEY, EmulatorConfig
-from bridge.emulator.realtime import RealtimeSettings, realtime_extension
-from bridge.emulator.roster import load_roster, parse_roster
-from bridge.emulator.server import Emulator
+from convai_emulator.config import DEV_API_KEY, EmulatorConfig
+from convai_emulator.realtime import RealtimeSettings, realtime_extension
+from convai_emulator.roster import load_roster, parse_roster
+from convai_emulator.server import Emulator
 
 HEADERS = {"x-api-key": DEV_API_KEY}
 NEUROSYNC = {"blendshape_provider": "neurosync",
@@ -113,7 +113,7 @@ async def test_slow_start_delays_bot_ready_and_answers_client_ready_then(emulato
 
 
 async def test_slow_start_default_is_twenty_seconds() -> None:
-    from bridge.emulator.profiles import get_profile
+    from convai_emulator.profiles import get_profile
 
     assert get_profile("slow_start").bot_ready_delay_s == 20.0
 
@@ -172,7 +172,7 @@ async def test_legacy_profile_flat_shapes(emulator: Emulator) -> None:
 async def test_roster_profile_per_character_and_connect_override(tmp_path: Any) -> None:
     import tomllib
 
-    from bridge.emulator.roster import DEFAULT_ROSTER_PATH
+    from convai_emulator.roster import DEFAULT_ROSTER_PATH
 
     data = tomllib.loads(DEFAULT_ROSTER_PATH.read_text())
     data["characters"][0]["profile"] = "websdk"
@@ -206,7 +206,7 @@ async def test_roster_profile_per_character_and_connect_override(tmp_path: Any) 
 async def test_cli_profile_flag_reaches_the_config() -> None:
     import argparse
 
-    from bridge.emulator.cli import add_arguments, config_from_args
+    from convai_emulator.cli import add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -6,8 +6,8 @@ from conftest import connect
 from emu_lk_client import LkClient
 from livekit.protocol import models
 
-from bridge.emulator.realtime import REALTIME
-from bridge.emulator.server import Emulator
+from convai_emulator.realtime import REALTIME
+from convai_emulator.server import Emulator
 
 
 async def test_second_participant_sees_update_and_relayed_data(emulator: Emulator) -> None:
@@ -36,7 +36,7 @@ async def test_second_participant_sees_update_and_relayed_data(emulator: Emulato
 
 
 async def test_kill_pipeline_ends_room_and_session(emulator: Emulator) -> None:
-    from bridge.emulator.state import LIVE_SESSIONS
+    from convai_emulator.state import LIVE_SESSIONS
 
     body = await connect(emulator)
     client = LkClient(body["room_url"], body["token"])

@@ -9,8 +9,8 @@ from conftest import connect
 from emu_lk_client import LkClient
 from livekit.protocol import rtc
 
-from bridge.emulator.realtime import REALTIME
-from bridge.emulator.server import Emulator
+from convai_emulator.realtime import REALTIME
+from convai_emulator.server import Emulator
 
 
 async def drop_signalling(client: LkClient) -> None:

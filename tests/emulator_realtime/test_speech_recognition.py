@@ -16,8 +16,8 @@ import soxr
 from conftest import connect
 from emu_lk_client import LkClient, payload
 
-from bridge.emulator.server import Emulator
-from bridge.emulator.voice import VoiceSpec, espeak_available, synthesize
+from convai_emulator.server import Emulator
+from convai_emulator.voice import VoiceSpec, espeak_available, synthesize
 
 pytestmark = pytest.mark.skipif(not espeak_available(), reason="needs espeak-ng for the spoken input")
 
@@ -51,7 +51,7 @@ async def say_and_ask(emu: Emulator, sentence: str) -> tuple[str, str]:
 
 
 async def test_spoken_name_is_recognised_and_remembered(emulator: Emulator) -> None:
-    from bridge.emulator.state import STT
+    from convai_emulator.state import STT
 
     if emulator.app[STT] is None:
         pytest.skip("pocketsphinx is not installed (the emulator extra)")
@@ -68,8 +68,8 @@ async def test_recognition_runs_off_the_event_loop(emulator: Emulator) -> None:
     import asyncio
     import threading
 
-    from bridge.emulator.realtime import listening
-    from bridge.emulator.state import STT
+    from convai_emulator.realtime import listening
+    from convai_emulator.state import STT
 
     recognizer = emulator.app[STT]
     if recognizer is None:
@@ -96,7 +96,7 @@ async def test_recognition_runs_off_the_event_loop(emulator: Emulator) -> None:
 def test_decoders_load_the_domain_dictionary_not_all_of_cmudict() -> None:
     """Loading cmudict's 130k words holds the GIL for seconds per decoder and freezes every room of the
     emulator at the first utterance; the decoder gets the domain's words only (variants included)."""
-    from bridge.emulator.stt import make_recognizer
+    from convai_emulator.stt import make_recognizer
 
     recognizer = make_recognizer(["hello there blacksmith"], ["Smith"])
     if recognizer is None:

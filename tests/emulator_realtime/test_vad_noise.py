@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bridge.emulator.realtime.bot import BotConfig
-from bridge.emulator.voice import VoiceSpec, synthesize
+from convai_emulator.realtime.bot import BotConfig
+from convai_emulator.voice import VoiceSpec, synthesize
 
 FRAME = 960  # 20 ms at 48 kHz
 

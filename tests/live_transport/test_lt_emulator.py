@@ -1,4 +1,4 @@
-"""The transports against the real emulator (bridge.emulator + its realtime extension).
+"""The transports against the real emulator (convai_emulator + its realtime extension).
 
 This is the daemon's actual path: ``POST /connect`` → LiveKit room → Convai-style bot, and the
 emulator's direct SDP bot for :class:`SmallWebRTCTransport`.
@@ -20,10 +20,10 @@ from bridge.backends.live.sdp import SmallWebRTCTransport
 from bridge.backends.live.transport import TransportError
 from tests.live_transport.lt_recorder import Recorder, wait_for
 
-emulator_config = pytest.importorskip("bridge.emulator.config")
-emulator_realtime = pytest.importorskip("bridge.emulator.realtime")
-emulator_server = pytest.importorskip("bridge.emulator.server")
-emulator_voice = pytest.importorskip("bridge.emulator.voice")
+emulator_config = pytest.importorskip("convai_emulator.config")
+emulator_realtime = pytest.importorskip("convai_emulator.realtime")
+emulator_server = pytest.importorskip("convai_emulator.server")
+emulator_voice = pytest.importorskip("convai_emulator.voice")
 
 CHARACTER = "c0ffee00-0000-4000-8000-000000000001"
 CLIENT_READY = {"label": "rtvi-ai", "type": "client-ready", "id": "cr1",

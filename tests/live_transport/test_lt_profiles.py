@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from bridge.client import BridgeClient, NpcSession
-from bridge.emulator.profiles import PROFILES
 from bridge.wire.codec import Message
+from convai_emulator.profiles import PROFILES
 from tests.conftest import CHARACTER
 
 AUDIO = {"sample_rate": 24000, "channels": 1, "frame_ms": 20}
@@ -53,7 +53,7 @@ def check_turn(events: list[Message], turn: int, source: str) -> None:
 
 async def voice_turn(npc: NpcSession) -> tuple[int, list[Message]]:
     """Push-to-talk: speech streamed in real time, the key released while the server's VAD still hears it."""
-    from bridge.emulator.voice import VoiceSpec, synthesize_async
+    from convai_emulator.voice import VoiceSpec, synthesize_async
 
     speech = await synthesize_async("Hello there could you wave at me please", VoiceSpec("en-gb", 60, 170), 16000)
     await npc.stream_audio(speech, 16000, frame_ms=20)

@@ -17,8 +17,8 @@ from bridge.client import BridgeClient
 from bridge.daemon.router import Daemon
 from tests.conftest import CHARACTER, daemon_config
 
-emulator_server = pytest.importorskip("bridge.emulator.server")
-emulator_config = pytest.importorskip("bridge.emulator.config")
+emulator_server = pytest.importorskip("convai_emulator.server")
+emulator_config = pytest.importorskip("convai_emulator.config")
 
 
 async def _daemon_client(tmp_path: Path, profile: str, delay: float) -> AsyncIterator[BridgeClient]:

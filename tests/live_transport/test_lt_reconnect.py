@@ -20,8 +20,8 @@ from bridge.daemon.router import Daemon
 from tests.conftest import CHARACTER, daemon_config
 from tests.live_transport.lt_proxy import ConnectProxy
 
-emulator_server = pytest.importorskip("bridge.emulator.server")
-emulator_config = pytest.importorskip("bridge.emulator.config")
+emulator_server = pytest.importorskip("convai_emulator.server")
+emulator_config = pytest.importorskip("convai_emulator.config")
 
 
 @dataclass
@@ -82,7 +82,7 @@ async def _remembers(npc: NpcSession) -> None:
 
 
 def _room_of(rig: Rig) -> Any:
-    realtime = pytest.importorskip("bridge.emulator.realtime")
+    realtime = pytest.importorskip("convai_emulator.realtime")
     return rig.emu.app[realtime.REALTIME].rooms.by_session(rig.proxy.answers[0][1]["session_id"])
 
 

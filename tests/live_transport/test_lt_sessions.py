@@ -19,9 +19,9 @@ from bridge.daemon.router import Daemon
 from tests.conftest import CHARACTER, daemon_config
 from tests.live_transport.lt_proxy import ConnectProxy
 
-emulator_server = pytest.importorskip("bridge.emulator.server")
-emulator_config = pytest.importorskip("bridge.emulator.config")
-emulator_realtime = pytest.importorskip("bridge.emulator.realtime")
+emulator_server = pytest.importorskip("convai_emulator.server")
+emulator_config = pytest.importorskip("convai_emulator.config")
+emulator_realtime = pytest.importorskip("convai_emulator.realtime")
 
 WEB_SDK_EMOTION = {"provider": "llm", "min_word_threshold": 3, "low_intensity_threshold": 0.33,
                    "high_intensity_threshold": 0.66}

@@ -1,6 +1,6 @@
 """A short real load run: `convai-bridge loadtest` starts emulator + daemon and drives live NPCs over ZeroMQ.
 
-Sizing (2-core machine, daemon + emulator + generator on the same cores): bridge/loadtest/README.md.
+Sizing (2-core machine, daemon + emulator + generator on the same cores): bridge_loadtest/README.md.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 NPCS = 20
 DURATION_S = 20
-# Bridge-added latency p99 bounds (see bridge/loadtest/README.md for the measurements). When the
+# Bridge-added latency p99 bounds (see bridge_loadtest/README.md for the measurements). When the
 # load generator's own event loop lagged (p99 > GENERATOR_LAG_OK_MS), the cores were oversubscribed
 # by something (other jobs on the host, or the daemon itself) and only the loose bound applies.
 BRIDGE_P99_MS = 50.0
@@ -86,7 +86,7 @@ def test_live_loadtest_writes_reports_with_zero_errors(tmp_path: Path) -> None:
 def test_existing_emulator_daemon_via_connection_file(tmp_path: Path) -> None:
     """`--connection-file` of a daemon started with `serve --emulator` is accepted without --allow-real;
     on the REST backend, voice turns are push-to-talk and triggers are skipped (not supported there)."""
-    from bridge.loadtest.target import LocalStack
+    from bridge_loadtest.target import LocalStack
 
     with LocalStack(emulator="embedded", workers=0, workdir=tmp_path / "stack") as target:
         cmd = [

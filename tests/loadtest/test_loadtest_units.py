@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge.loadtest import cli
-from bridge.loadtest.playout import PlayoutModel
-from bridge.loadtest.probe import SessionProbe
-from bridge.loadtest.report import write_csv, write_json, write_report
-from bridge.loadtest.script import ScriptError, load_script, parse_script
-from bridge.loadtest.stats import Histogram, RunStats, TurnRecord
-from bridge.loadtest.target import TargetError, existing_target, runs_emulator
 from bridge.wire.codec import Codec, Message
+from bridge_loadtest import cli
+from bridge_loadtest.playout import PlayoutModel
+from bridge_loadtest.probe import SessionProbe
+from bridge_loadtest.report import write_csv, write_json, write_report
+from bridge_loadtest.script import ScriptError, load_script, parse_script
+from bridge_loadtest.stats import Histogram, RunStats, TurnRecord
+from bridge_loadtest.target import TargetError, existing_target, runs_emulator
 
 CODEC = Codec()
 
@@ -167,7 +167,7 @@ def test_bad_scripts_are_refused(data: dict, fragment: str) -> None:
 
 def test_script_wav_path_is_relative_to_the_script(tmp_path: Path) -> None:
     from bridge.audio.wav import write_wav_file
-    from bridge.loadtest.speech import load_utterance
+    from bridge_loadtest.speech import load_utterance
 
     write_wav_file(tmp_path / "hi.wav", np.zeros(16000, dtype=np.int16), 16000, 1)
     (tmp_path / "s.toml").write_text('[[turns]]\nkind = "voice"\nwav = "hi.wav"\n')

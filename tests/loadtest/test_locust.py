@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bridge.loadtest
+import bridge_loadtest
 
-LOCUSTFILE = Path(bridge.loadtest.__file__).parent / "locustfile.py"
+LOCUSTFILE = Path(bridge_loadtest.__file__).parent / "locustfile.py"
 LOCUST = Path(sys.executable).parent / "locust"
 SCRIPT = """
 think_time_s = [0.2, 0.6]

@@ -14,10 +14,10 @@ import signal
 import time
 from pathlib import Path
 
-from bridge.loadtest.procstat import PROC, children_map
-from bridge.loadtest.runner import LoadOptions, run_load
-from bridge.loadtest.script import parse_script
-from bridge.loadtest.target import LocalStack
+from bridge_loadtest.procstat import PROC, children_map
+from bridge_loadtest.runner import LoadOptions, run_load
+from bridge_loadtest.script import parse_script
+from bridge_loadtest.target import LocalStack
 
 NPCS = 8
 KILL_AT_S = 8.0

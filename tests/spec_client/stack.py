@@ -49,12 +49,12 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 def start_stack(tmp: Path, *, workers: int = 0, settings: dict[str, int] | None = None) -> Stack:
     """Emulator process, then daemon process; returns once the daemon's connection file exists."""
-    from bridge.emulator.config import DEV_API_KEY  # test scaffolding, not the client
+    from convai_emulator.config import DEV_API_KEY  # test scaffolding, not the client
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     url_file, emu_log = tmp / "emulator.url", tmp / "emulator.log"
     emu = subprocess.Popen(
-        [sys.executable, "-m", "bridge.loadtest.emulator_proc", "--url-file", str(url_file)],
+        [sys.executable, "-m", "bridge_loadtest.emulator_proc", "--url-file", str(url_file)],
         cwd=ROOT,
         env=env,
         stdout=emu_log.open("wb"),
